@@ -1,0 +1,1 @@
+//! Configuration (Distribution-compatible YAML).

@@ -1,0 +1,1 @@
+//! libp2p networking of the embedded node: transports, Kademlia, mDNS, bitswap (issue 5).

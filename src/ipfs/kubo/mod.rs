@@ -1,0 +1,1 @@
+//! Kubo RPC backend (filled by issue 3).

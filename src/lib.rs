@@ -1,0 +1,18 @@
+//! disco: an OCI Distribution registry whose storage is IPFS.
+//!
+//! Layers, top to bottom:
+//! - [`http`]: the OCI Distribution HTTP API (axum), one module per resource;
+//! - [`registry`]: blobs, manifests, tags, uploads and referrers in CNCF
+//!   Distribution's on-disk layout, over a path-based storage driver;
+//! - [`storage`]: the storage drivers behind one trait;
+//! - [`ipfs`]: the IPFS interface and its backends (Kubo RPC, embedded);
+//! - [`disco`]: content-addressed images (CID names, `disco.json`, cloning).
+
+pub mod config;
+pub mod disco;
+pub mod http;
+pub mod ipfs;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod storage;

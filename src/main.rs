@@ -1,0 +1,3 @@
+fn main() {
+    println!("disco {}", env!("CARGO_PKG_VERSION"));
+}

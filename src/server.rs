@@ -1,0 +1,1 @@
+//! Wires configuration, storage, registry and HTTP together.

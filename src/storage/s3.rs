@@ -1,0 +1,1 @@
+//! `s3` storage driver (issue 7).

@@ -1,0 +1,4 @@
+//! disco's integration tests: one test crate, one module per area, all
+//! sharing the support code (processes, clients, images) in `support/`.
+
+mod support;
