@@ -1,1 +1,4 @@
 //! Shared support for integration tests.
+#![allow(dead_code)]
+
+pub mod registry;
