@@ -403,7 +403,7 @@ pub fn cached(image: TestImage) -> io::Result<OciLayout> {
     fs::create_dir_all(&root)?;
     let mut key = format!("{}-v{FORMAT_VERSION}", image.name());
     if image.uses_busybox() {
-        let md = fs::metadata(BUSYBOX).map_err(|e| busybox_missing(e))?;
+        let md = fs::metadata(BUSYBOX).map_err(busybox_missing)?;
         let mtime = md
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)

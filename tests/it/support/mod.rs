@@ -1,5 +1,8 @@
 //! Shared support for integration tests.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod images;
+pub mod oci_api;
+pub mod proxy;
 pub mod registry;
