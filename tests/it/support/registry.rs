@@ -114,8 +114,14 @@ impl Registry {
                 dir.join("storage").display()
             )
         });
+        // Distribution signs upload state with `http.secret`, random per
+        // start unless set: fixed so uploads can resume across restarts.
+        let secret = match opts.kind {
+            Kind::Distribution => "  secret: disco-it-upload-state-secret\n",
+            Kind::Disco => "",
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n{storage}http:\n  addr: {addr}\n  debug:\n    addr: {debug_addr}\n    prometheus:\n      enabled: true\n      path: /metrics\n{}",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n{storage}http:\n  addr: {addr}\n{secret}  debug:\n    addr: {debug_addr}\n    prometheus:\n      enabled: true\n      path: /metrics\n{}",
             opts.extra
         );
         let config_path = dir.join("config.yml");
