@@ -125,10 +125,10 @@ fn assert_api_consistent(api: &Api, storage: &Path, kind: Kind) -> (usize, usize
     for repo in stored_repositories(storage) {
         let mut refs = linked(storage, &repo, "_manifests/revisions");
         let tags = api.get(&format!("/v2/{repo}/tags/list"));
-        if tags.status == 200 {
-            if let Some(t) = tags.json()["tags"].as_array() {
-                refs.extend(t.iter().filter_map(|t| t.as_str().map(String::from)));
-            }
+        if tags.status == 200
+            && let Some(t) = tags.json()["tags"].as_array()
+        {
+            refs.extend(t.iter().filter_map(|t| t.as_str().map(String::from)));
         }
         for r in refs {
             let m = api.manifest(&repo, &r);
