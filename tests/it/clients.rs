@@ -9,7 +9,7 @@
 
 use crate::support::clients::Clients;
 use crate::support::images::{self, OciLayout, TestImage};
-use crate::support::oci_api::Api;
+use crate::support::oci_api::{Api, MT_DOCKER_LIST, MT_DOCKER_MANIFEST};
 use crate::support::proxy::{Cut, Exchange, Proxy};
 use crate::support::registry::Registry;
 
@@ -671,4 +671,83 @@ fn ctr_resumes_interrupted_layer_download_with_range() {
         ctr.content_digest(&big.digest),
         (big.digest.clone(), big.size)
     );
+}
+
+/// skopeo converts to Docker schema 2 (`--format v2s2`): an image and a
+/// manifest list; the registry serves them with Docker media types, and
+/// podman and ctr pull them.
+#[test]
+fn docker_schema2_image_and_manifest_list_pull_with_podman_and_ctr() {
+    let s = Setup::new();
+    let bb = layout(TestImage::Busybox);
+    let multi = layout(TestImage::MultiArch);
+    s.clients.skopeo(&[
+        "copy",
+        "--format",
+        "v2s2",
+        &bb.reference(),
+        &s.docker_ref("docker/busybox", "v1"),
+    ]);
+    s.clients.skopeo(&[
+        "copy",
+        "--all",
+        "--format",
+        "v2s2",
+        &multi.reference(),
+        &s.docker_ref("docker/multi", "v1"),
+    ]);
+
+    let m = s.api.manifest("docker/busybox", "v1");
+    assert_eq!(
+        m.header("content-type"),
+        Some(MT_DOCKER_MANIFEST),
+        "{}",
+        s.context()
+    );
+    assert_eq!(m.json()["mediaType"], MT_DOCKER_MANIFEST);
+    let bb_digest = s
+        .api
+        .assert_image_matches_diff_ids("docker/busybox", "v1", &bb);
+    let m = s.api.manifest("docker/multi", "v1");
+    assert_eq!(
+        m.header("content-type"),
+        Some(MT_DOCKER_LIST),
+        "{}",
+        s.context()
+    );
+    let multi_digest = s
+        .api
+        .assert_image_matches_diff_ids("docker/multi", "v1", &multi);
+
+    let id = s
+        .clients
+        .podman_pull(&s.image_ref("docker/busybox", "v1"), &[]);
+    assert_eq!(id, bb.image().config.hex());
+    let id = s.clients.podman_pull(
+        &s.image_ref("docker/multi", "v1"),
+        &["--platform", "linux/arm64/v8"],
+    );
+    assert_eq!(id, multi.image_for("arm64").unwrap().config.hex());
+
+    let ctr = s.clients.start_containerd();
+    for (repo, digest) in [
+        ("docker/busybox", &bb_digest),
+        ("docker/multi", &multi_digest),
+    ] {
+        let name = s.image_ref(repo, "v1");
+        ctr.ctr(&[
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            &name,
+        ]);
+        let ls = ctr.ctr(&["images", "ls"]).stdout;
+        assert!(
+            ls.lines()
+                .any(|x| x.starts_with(&name) && x.contains(digest.as_str())),
+            "{ls}"
+        );
+    }
 }
