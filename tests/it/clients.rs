@@ -344,7 +344,8 @@ fn skopeo_cross_repo_copy_mounts_blobs_with_from_before_mount() {
 
 /// podman (rootful, vfs, no daemon): load a test image, push it, remove it,
 /// pull it back; the registry holds a consistent image whose layers are
-/// the test image's, and the pulled image has the same ID and digest.
+/// the test image's, the pulled image has the same ID and digest, and (for
+/// busybox) a container of it runs.
 fn podman_push_pull(image: TestImage) {
     let s = Setup::new();
     let l = layout(image);
@@ -392,6 +393,21 @@ fn podman_push_pull(image: TestImage) {
         .map(|x| x.diff_id.as_str())
         .collect();
     assert_eq!(diff_ids, want);
+    if image == TestImage::Busybox {
+        // The pulled image runs (runc, cgroupfs): its busybox is the host's.
+        let out = s.clients.podman(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &dest,
+            "sha256sum",
+            "/bin/busybox",
+        ]);
+        let (want, _) = images::sha256_file(std::path::Path::new(images::BUSYBOX)).unwrap();
+        let got = out.stdout.split_whitespace().next().unwrap_or_default();
+        assert_eq!(format!("sha256:{got}"), want, "{}", out.stdout);
+    }
 }
 
 #[test]

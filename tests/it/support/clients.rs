@@ -167,14 +167,15 @@ pub struct Clients {
 /// Runs its arguments in a private mount namespace where the temp dir's
 /// `etc-containers` replaces `/etc/containers` and its `bic-cache` replaces
 /// `/var/lib/containers/cache` (root's containers/image blob-info cache),
-/// and its `run-containers` replaces `/run/containers` (podman's network
-/// state). The three mount points are created (empty) on the host if
-/// missing.
+/// its `run-containers` replaces `/run/containers` (podman's network
+/// state) and its `run-runc` replaces `/run/runc` (runc's container state).
+/// The mount points are created (empty) on the host if missing.
 const CONFINE_SCRIPT: &str = r#"set -e
-mkdir -p /var/lib/containers/cache /etc/containers /run/containers
+mkdir -p /var/lib/containers/cache /etc/containers /run/containers /run/runc
 mount --bind "$1/bic-cache" /var/lib/containers/cache
 mount --bind "$1/etc-containers" /etc/containers
 mount --bind "$1/run-containers" /run/containers
+mount --bind "$1/run-runc" /run/runc
 shift
 exec "$@""#;
 
@@ -196,6 +197,7 @@ impl Clients {
             "etc-containers/registries.conf.d",
             "bic-cache",
             "run-containers",
+            "run-runc",
             "podman/tmp",
             "podman/static",
             "podman/volumes",
