@@ -380,18 +380,28 @@ fn upload_sessions_survive_sigkill_and_resume() {
                 .map(|r| r.status().as_u16())
         })
     };
-    rt.block_on(async {
-        for chunk in blob_b
-            .slice(8 * MIB as usize..16 * MIB as usize)
-            .chunks(MIB as usize)
-        {
-            tx.send(Ok(Bytes::copy_from_slice(chunk))).await.unwrap();
-        }
-    });
-    // The request is in flight once the first MiBs were taken by hyper.
+    // Feed 8 MiB (the channel holds 4 x 1 MiB, so at least 4 MiB are taken
+    // by the client), then hold the stream open.
+    let feeder = {
+        let (tx, data) = (
+            tx.clone(),
+            blob_b.slice(8 * MIB as usize..16 * MIB as usize),
+        );
+        rt.spawn(async move {
+            for chunk in data.chunks(MIB as usize) {
+                if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
     wait_for("streamed PATCH in flight", Duration::from_secs(60), || {
-        sent.load(Ordering::Relaxed) >= 4 * MIB
+        sent.load(Ordering::Relaxed) >= 4 * MIB || stalled.is_finished()
     });
+    assert!(
+        !stalled.is_finished(),
+        "the registry answered a streamed PATCH before its body ended"
+    );
     reg.kill();
     let stalled_result = rt.block_on(stalled).unwrap();
     assert!(
@@ -399,6 +409,7 @@ fn upload_sessions_survive_sigkill_and_resume() {
         "the in-flight PATCH cannot have completed: {stalled_result:?}"
     );
     drop(tx);
+    feeder.abort();
 
     reg.restart();
     let base = reg.url();
@@ -423,6 +434,7 @@ fn upload_sessions_survive_sigkill_and_resume() {
     let (status, range, loc) = rt.block_on(upload_status(&http, &base, &loc_b));
     match (status, range) {
         (204, Some(have)) => {
+            eprintln!("interrupted session resumed at {have} of {total} bytes ({kind:?})");
             assert!(
                 (8 * MIB..=16 * MIB).contains(&have),
                 "B resumes at {have}: at least the acknowledged bytes"
@@ -437,6 +449,7 @@ fn upload_sessions_survive_sigkill_and_resume() {
             rt.block_on(finish(&http, &base, &loc, &blob_b));
         }
         (400 | 404 | 416, _) => {
+            eprintln!("interrupted session not resumable ({status}); restarting ({kind:?})");
             let loc = rt.block_on(start_upload(&http, &base, "crash/raw"));
             let loc = rt.block_on(patch(&http, &base, &loc, blob_b.clone(), Some(0)));
             rt.block_on(finish(&http, &base, &loc, &blob_b));
