@@ -15,7 +15,8 @@
 # and prints the median of the runs per backend and the ratio of each
 # backend to Distribution (higher is better, except rss).
 #
-# Usage: bench/registry.sh [-n RUNS] [-b "distribution disco"] [-d WRK_SECONDS]
+# Usage: bench/registry.sh [-n RUNS] [-b "distribution disco"] [-d WRK_SECONDS] [-p PROFILE]
+# (-p dev only checks the script quickly; numbers come from the default, release.)
 # Needs: the test dependencies (sudo scripts/setup-test-deps), root (skopeo
 # runs in a private mount namespace so it leaves no cache behind).
 #
@@ -31,12 +32,14 @@ repo_root=$(pwd)
 runs=3
 backends="distribution disco"
 wrk_secs=10
-while getopts "n:b:d:h" opt; do
+profile=release
+while getopts "n:b:d:p:h" opt; do
     case $opt in
         n) runs=$OPTARG ;;
         b) backends=$OPTARG ;;
         d) wrk_secs=$OPTARG ;;
-        *) sed -n '2,27p' "$0"; exit 2 ;;
+        p) profile=$OPTARG ;;
+        *) sed -n '2,28p' "$0"; exit 2 ;;
     esac
 done
 
@@ -46,10 +49,12 @@ for t in skopeo curl wrk jq unshare docker-registry; do
 done
 
 target=${CARGO_TARGET_DIR:-$repo_root/target}
-echo "building disco and mkimage (release)..." >&2
-cargo build --release --quiet --bin disco --example mkimage
-disco_bin=$target/release/disco
-mkimage=$target/release/examples/mkimage
+echo "building disco and mkimage ($profile)..." >&2
+cargo build --profile "$profile" --quiet --bin disco --example mkimage
+profile_dir=$profile
+[ "$profile" = dev ] && profile_dir=debug
+disco_bin=$target/$profile_dir/disco
+mkimage=$target/$profile_dir/examples/mkimage
 
 out=$repo_root/bench/out/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
@@ -139,7 +144,7 @@ upload_blob() {
     case $loc in http*) ;; *) loc="http://$addr$loc" ;; esac
     case $loc in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
     t0=$(now)
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' --data-binary "@$file" "$loc")
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$file" "$loc")
     t1=$(now)
     [ "$code" = 201 ] || { log "blob PUT answered $code"; exit 1; }
     elapsed "$t0" "$t1"
@@ -230,5 +235,5 @@ median() { # backend metric
         printf '%b\n' "$line"
     done
 } > "$out/summary.txt"
-awk -F'\t' '{ for (i = 1; i <= NF; i++) printf (i == 1 ? "%-18s" : "%16s"), $i; print "" }' "$out/summary.txt"
+awk -F'\t' '{ for (i = 1; i <= NF; i++) printf (i == 1 ? "%-18s" : "%22s"), $i; print "" }' "$out/summary.txt"
 log "raw results: $results"
