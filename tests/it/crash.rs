@@ -3,7 +3,8 @@
 //! corrupt or half-visible (every blob in storage and every blob the API
 //! serves hashes to its digest; every manifest and tag resolves to a
 //! complete image), interrupted uploads resume (or are cleanly restartable),
-//! and pushing the same images again succeeds.
+//! and pushing the same images again succeeds. A SIGTERM instead drains:
+//! the request in flight completes and its upload survives the restart.
 //!
 //! The kill happens when a condition on observed traffic holds (enough
 //! bytes in flight), never after a fixed delay; the invariants checked hold
@@ -324,6 +325,94 @@ fn sigkill_during_concurrent_pushes_leaves_storage_consistent() {
     api.assert_same_as_layout("crash/small", "again", &small);
     assert_stored_blobs_intact(&storage);
     assert_api_consistent(&api, &storage, reg.kind);
+}
+
+/// SIGTERM in the middle of a large push: the registry finishes the request
+/// in flight (the 200 MiB layer's PATCH gets its 202), exits by itself, and
+/// after a restart the upload session holds every byte of it and completes;
+/// pushing the image again succeeds.
+#[test]
+fn sigterm_during_push_finishes_in_flight_request_and_keeps_upload() {
+    let mut reg = Registry::start();
+    let proxy = Proxy::start(reg.addr);
+    let clients = Arc::new(Clients::new(&[proxy.host()]));
+    let large = layout(TestImage::Large);
+    let big = large
+        .image()
+        .layers
+        .iter()
+        .map(|l| l.desc.clone())
+        .max_by_key(|d| d.size)
+        .unwrap();
+    let dst = format!("docker://{}/graceful/large:v1", proxy.host());
+    let push = {
+        let (c, src, dst) = (clients.clone(), large.reference(), dst.clone());
+        std::thread::spawn(move || c.skopeo_result(&["copy", "--preserve-digests", &src, &dst]))
+    };
+    let big_patch = |log: &[Exchange]| -> Option<Exchange> {
+        log.iter()
+            .find(|e| e.method == "PATCH" && e.req_body_bytes >= 24 * MIB)
+            .cloned()
+    };
+    wait_for(
+        "the large layer's PATCH in flight",
+        Duration::from_secs(300),
+        || big_patch(&proxy.log()).is_some_and(|e| e.status == 0),
+    );
+    reg.terminate();
+    wait_for(
+        "the in-flight PATCH to be answered",
+        Duration::from_secs(300),
+        || big_patch(&proxy.log()).is_some_and(|e| e.status != 0),
+    );
+    let patch = big_patch(&proxy.log()).unwrap();
+    assert_eq!(
+        patch.status,
+        202,
+        "in-flight PATCH finished: {}\n{}",
+        patch.summary(),
+        proxy.log_text()
+    );
+    assert_eq!(patch.req_body_bytes, big.size);
+    assert!(
+        reg.wait_exit(Duration::from_secs(120)),
+        "registry exits after draining"
+    );
+    let _ = push.join().unwrap();
+
+    reg.restart();
+    let base = reg.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let loc = patch
+        .resp_header("location")
+        .expect("PATCH Location")
+        .to_string();
+    let (status, have, loc) = rt.block_on(upload_status(&http, &base, &loc));
+    assert_eq!(
+        (status, have),
+        (204, Some(big.size)),
+        "upload session after graceful restart"
+    );
+    let url = on_base(&base, &loc);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let r = rt
+        .block_on(http.put(format!("{url}{sep}digest={}", big.digest)).send())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "completing the drained upload");
+    let api = Api::new(&base);
+    let b = api.blob("graceful/large", &big.digest, false);
+    assert_eq!(
+        (b.status, b.digest.as_str(), b.size),
+        (200, big.digest.as_str(), big.size)
+    );
+
+    clients.skopeo(&["copy", "--preserve-digests", &large.reference(), &dst]);
+    api.assert_same_as_layout("graceful/large", "v1", &large);
+    assert_stored_blobs_intact(&reg.dir.join("storage"));
 }
 
 /// Raw upload sessions across a SIGKILL: a session idle after an

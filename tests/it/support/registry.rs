@@ -116,8 +116,9 @@ impl Registry {
         });
         // Distribution signs upload state with `http.secret`, random per
         // start unless set: fixed so uploads can resume across restarts.
+        // Its drain timeout defaults to none; disco's to 60 s: same for both.
         let secret = match opts.kind {
-            Kind::Distribution => "  secret: disco-it-upload-state-secret\n",
+            Kind::Distribution => "  secret: disco-it-upload-state-secret\n  draintimeout: 60s\n",
             Kind::Disco => "",
         };
         let config = format!(
@@ -200,6 +201,32 @@ impl Registry {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends SIGTERM (graceful shutdown) without waiting; [`Registry::stop`]
+    /// or [`Registry::kill`] reap the process.
+    pub fn terminate(&self) {
+        if let Some(child) = self.child.as_ref() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; true if it
+    /// did (it is then reaped).
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            } else {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// The process id, while running.
