@@ -2,4 +2,5 @@
 //! sharing the support code (processes, clients, images) in `support/`.
 
 mod compat;
+mod server;
 mod support;
