@@ -2,5 +2,7 @@
 //! sharing the support code (processes, clients, images) in `support/`.
 
 mod clients;
+mod compat;
 mod crash;
+mod server;
 mod support;
