@@ -1,4 +1,7 @@
 //! disco's integration tests: one test crate, one module per area, all
 //! sharing the support code (processes, clients, images) in `support/`.
 
+mod api_base;
+mod api_blobs;
+mod api_uploads;
 mod support;
