@@ -3,5 +3,6 @@
 
 mod api_base;
 mod api_blobs;
+mod api_manifests;
 mod api_uploads;
 mod support;

@@ -715,10 +715,7 @@ fn parse_raw(buf: &[u8]) -> RawResp {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_str = String::from_utf8_lossy(&data[..eol]).to_string();
         let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
             .unwrap_or_else(|_| panic!("bad chunk size {size_str:?}"));
