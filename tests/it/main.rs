@@ -3,6 +3,10 @@
 
 mod api_base;
 mod api_blobs;
+mod api_catalog;
 mod api_manifests;
+mod api_names;
+mod api_referrers;
+mod api_tags;
 mod api_uploads;
 mod support;

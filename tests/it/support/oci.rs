@@ -273,6 +273,13 @@ impl Resp {
     #[track_caller]
     pub fn expect_error(&self, status: u16, code: &str) -> &Self {
         self.expect(status);
+        if status != 405 || !self.body.is_empty() {
+            assert!(
+                self.header("content-type").starts_with("application/json"),
+                "error Content-Type {:?}",
+                self.header("content-type")
+            );
+        }
         let codes = error_codes(&self.body);
         assert!(
             codes.iter().any(|c| c == code),
