@@ -55,7 +55,7 @@ async fn push_referrers(
     );
     let sig = oci::oci_manifest_ext(
         &Desc::of(SIG_CONFIG, &sig_cfg),
-        &[empty.clone()],
+        std::slice::from_ref(&empty),
         None,
         Some(subject),
         None,
