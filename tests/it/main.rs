@@ -4,6 +4,7 @@
 mod api_base;
 mod api_blobs;
 mod api_catalog;
+mod api_compat;
 mod api_manifests;
 mod api_names;
 mod api_referrers;
