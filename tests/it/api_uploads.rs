@@ -696,3 +696,49 @@ async fn concurrent_uploads_of_the_same_and_different_blobs() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_completed_upload_session_is_gone() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let data = bytes(900, 30);
+    let digest = sha256(&data);
+    let loc = c.start_upload("up/done").await;
+    let r = c.patch_chunk(&loc, 0, &data).await;
+    r.expect(202);
+    let loc = r.header("location");
+    c.put_upload(&loc, &digest, None).await.expect(201);
+    c.get(&loc).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    c.patch_chunk(&loc, 900, b"more")
+        .await
+        .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    c.put_upload(&loc, &digest, None)
+        .await
+        .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(
+        c.get(&format!("/v2/up/done/blobs/{digest}"))
+            .await
+            .expect(200)
+            .body,
+        data
+    );
+}
+
+#[tokio::test]
+async fn mount_into_a_repository_that_already_has_the_blob_is_201() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let data = bytes(1500, 31);
+    let digest = c.push_blob("mount/a", &data).await;
+    c.push_blob("mount/b", &data).await;
+    let r = post_mount(&c, "mount/b", &format!("mount={digest}&from=mount/a")).await;
+    r.expect(201);
+    assert_eq!(r.header("docker-content-digest"), digest);
+    assert_eq!(
+        c.get(&format!("/v2/mount/b/blobs/{digest}"))
+            .await
+            .expect(200)
+            .body,
+        data
+    );
+}
