@@ -223,10 +223,10 @@ impl Registry {
     fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("registry exited early ({status}); log:\n{}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("registry exited early ({status}); log:\n{}", self.log());
             }
             if http_status(&self.addr, "/v2/") == Some(200) {
                 return;
