@@ -400,3 +400,174 @@ async fn malformed_digest_parameters_are_400_digest_invalid() {
         .await
         .expect(404);
 }
+
+/// Asserts every blob and manifest of `name:tag` (pushed with
+/// `push_image`) is still served byte for byte.
+async fn assert_image_intact(c: &Client, name: &str, tag: &str, manifest: &[u8]) {
+    let r = c.get_manifest(name, tag).await;
+    r.expect(200);
+    assert_eq!(r.body, manifest, "{name}:{tag} manifest changed");
+    let v: serde_json::Value = serde_json::from_slice(manifest).expect("manifest JSON");
+    let mut digests = vec![
+        v["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    for l in v["layers"].as_array().into_iter().flatten() {
+        digests.push(l["digest"].as_str().unwrap_or_default().to_string());
+    }
+    for d in digests {
+        let r = c.get(&format!("/v2/{name}/blobs/{d}")).await;
+        r.expect(200);
+        assert_eq!(sha256(&r.body), d, "{name}: blob {d} corrupted");
+    }
+}
+
+#[tokio::test]
+async fn hostile_tags_are_refused_without_touching_files() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let (_, m) = c.push_image("h/tags", Some("v1"), 1).await;
+    let before = oci::walk(&reg.dir);
+    let tags: [&[u8]; 9] = [
+        b"..",
+        b"%2e%2e",
+        b"..%2f..%2f..%2fescape",
+        b"%2e%2e%2f%2e%2e%2fescape",
+        b"a%5c..%5c..%5cescape",
+        b"a%00b",
+        b".hidden",
+        b"-dash",
+        b"a\\b",
+    ];
+    for tag in tags {
+        for (method, body) in [("PUT", m.clone()), ("GET", vec![]), ("DELETE", vec![])] {
+            let target = [b"/v2/h/tags/manifests/".as_slice(), tag].concat();
+            let headers: Vec<(&str, &str)> = if method == "PUT" {
+                vec![("Content-Type", OCI_MANIFEST)]
+            } else {
+                vec![]
+            };
+            let r = oci::raw_request(reg.addr, method, &target, &headers, body);
+            let shown = String::from_utf8_lossy(&target).to_string();
+            assert!(
+                (400..500).contains(&r.status)
+                    || (reg.kind == Kind::Distribution && r.status == 301),
+                "{method} {shown} → {}: {:?}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            if reg.kind == Kind::Disco {
+                error_codes(&r.body);
+            }
+        }
+    }
+    let strays = strays(&reg, &before);
+    assert!(strays.is_empty(), "stray files {strays:?}");
+    assert_eq!(c.tags("h/tags").await, vec!["v1"]);
+    assert_image_intact(&c, "h/tags", "v1", &m).await;
+}
+
+#[tokio::test]
+async fn hostile_upload_ids_are_refused_without_touching_files() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let (_, m) = c.push_image("h/uploads", Some("v1"), 2).await;
+    // A live upload whose data a traversal could reach.
+    let live = c.start_upload("h/uploads").await;
+    let r = c.patch_chunk(&live, 0, b"live upload data").await;
+    r.expect(202);
+    let live = r.header("location");
+    let before = oci::walk(&reg.dir);
+    let ids: [&[u8]; 8] = [
+        b"..",
+        b"%2e%2e",
+        b"..%2f..",
+        b"%2e%2e%2f%2e%2e%2f%2e%2e",
+        b"..%2f_layers",
+        b"a%5c..%5c..",
+        b"a%00b",
+        b".",
+    ];
+    for id in ids {
+        for method in ["GET", "PATCH", "PUT", "DELETE"] {
+            let mut target = [b"/v2/h/uploads/blobs/uploads/".as_slice(), id].concat();
+            if method == "PUT" {
+                target.extend_from_slice(format!("?digest={}", sha256(b"x")).as_bytes());
+            }
+            let body = if method == "GET" || method == "DELETE" {
+                vec![]
+            } else {
+                b"x".to_vec()
+            };
+            let r = oci::raw_request(reg.addr, method, &target, &[], body);
+            let shown = String::from_utf8_lossy(&target).to_string();
+            assert!(
+                (400..500).contains(&r.status)
+                    || (reg.kind == Kind::Distribution && r.status == 301),
+                "{method} {shown} → {}: {:?}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            if reg.kind == Kind::Disco && r.status != 405 {
+                let codes = error_codes(&r.body);
+                assert!(
+                    codes
+                        .iter()
+                        .any(|c| c == "BLOB_UPLOAD_UNKNOWN" || c == "BLOB_UPLOAD_INVALID"),
+                    "{method} {shown}: {codes:?}"
+                );
+            }
+        }
+    }
+    let strays = strays(&reg, &before);
+    assert!(strays.is_empty(), "stray files {strays:?}");
+    let gone: Vec<PathBuf> = before
+        .iter()
+        .filter(|p| !reg.dir.join(p).exists())
+        .cloned()
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "files removed by hostile upload ids: {gone:?}"
+    );
+    assert_image_intact(&c, "h/uploads", "v1", &m).await;
+    // The live upload is untouched.
+    let r = c.get(&live).await;
+    r.expect(204);
+    assert_eq!(r.header("range"), "0-15");
+}
+
+#[tokio::test]
+async fn malformed_digests_delete_nothing() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let (_, m) = c.push_image("h/del", Some("v1"), 3).await;
+    let before = oci::walk(&reg.dir);
+    for bad in BAD_DIGESTS {
+        for path in [
+            format!("/v2/h/del/blobs/{bad}"),
+            format!("/v2/h/del/manifests/{bad}"),
+        ] {
+            let r = c.delete(&path).await;
+            assert!(
+                r.status.is_client_error()
+                    || r.status.is_redirection()
+                    || reg.kind == Kind::Distribution,
+                "DELETE {path} → {}",
+                r.status
+            );
+        }
+    }
+    let gone: Vec<PathBuf> = before
+        .iter()
+        .filter(|p| !reg.dir.join(p).exists())
+        .cloned()
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "files removed by malformed digests: {gone:?}"
+    );
+    assert_image_intact(&c, "h/del", "v1", &m).await;
+}

@@ -511,6 +511,8 @@ async fn upload_survives_in_place_restart() {
     r.expect(202);
     let loc = r.header("location");
     reg.restart();
+    // A fresh client: pooled connections died with the old process.
+    let c = Client::new(&reg);
     let r = c.get(&loc).await;
     r.expect(204);
     assert_range(&r, 3999);
