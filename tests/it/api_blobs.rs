@@ -256,3 +256,23 @@ async fn large_blob_round_trips_through_chunked_upload() {
     r.expect(206);
     assert!(r.body == data[5_000_000..], "range of large blob differs");
 }
+
+#[tokio::test]
+async fn blob_etag_supports_conditional_get() {
+    let (_reg, c, _data, digest) = setup().await;
+    let path = format!("/v2/blobs/test/blobs/{digest}");
+    let r = c.get(&path).await;
+    r.expect(200);
+    let etag = r.header("etag");
+    if etag.is_empty() {
+        // ETags are optional; without one there is nothing to check.
+        return;
+    }
+    let r = c.get_h(&path, &[("If-None-Match", &etag)]).await;
+    r.expect(304);
+    assert!(r.body.is_empty());
+    let r = c
+        .get_h(&path, &[("If-None-Match", "\"something-else\"")])
+        .await;
+    r.expect(200);
+}

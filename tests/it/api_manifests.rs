@@ -692,3 +692,27 @@ async fn invalid_tags_are_rejected() {
     let max = format!("A{}", "b".repeat(127));
     c.push_manifest("m/badtag", &max, OCI_MANIFEST, &m).await;
 }
+
+#[tokio::test]
+async fn manifests_are_scoped_to_their_repository() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let (d, m) = c.push_image("m/scope-a", Some("v1"), 170).await;
+    c.get_manifest("m/scope-b", &d.digest).await.expect(404);
+    // An index in b may not reference a manifest that only a holds.
+    c.push_image("m/scope-b", Some("other"), 171).await;
+    let index = oci::oci_index(std::slice::from_ref(&d), &[("linux", "amd64")]);
+    c.put_manifest("m/scope-b", "idx", OCI_INDEX, &index)
+        .await
+        .expect_error(400, "MANIFEST_BLOB_UNKNOWN");
+    // Once b has it (same bytes, same blobs), the index is accepted.
+    c.push_image("m/scope-b", None, 170).await;
+    c.push_manifest("m/scope-b", "idx", OCI_INDEX, &index).await;
+    assert_eq!(
+        c.get_manifest("m/scope-b", &d.digest)
+            .await
+            .expect(200)
+            .body,
+        m
+    );
+}

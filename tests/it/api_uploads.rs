@@ -245,6 +245,37 @@ async fn out_of_order_chunk_is_416_and_upload_continues() {
     // An overlap.
     let r = c.patch_chunk(&loc, 500, &data[500..1500]).await;
     r.expect(416);
+    // A Content-Range whose length differs from the body.
+    let r = c
+        .send(
+            Method::PATCH,
+            &loc,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", "1000-2999"),
+            ],
+            Some(data[1000..1500].to_vec()),
+        )
+        .await;
+    let s = r.status.as_u16();
+    assert!(
+        s == 416 || s == 400,
+        "Content-Range longer than the body → {s}"
+    );
+    // A malformed Content-Range.
+    let r = c
+        .send(
+            Method::PATCH,
+            &loc,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Range", "garbage"),
+            ],
+            Some(data[1000..].to_vec()),
+        )
+        .await;
+    let s = r.status.as_u16();
+    assert!(s == 416 || s == 400, "malformed Content-Range → {s}");
     // The session still holds exactly the first chunk.
     let r = c.get(&loc).await;
     r.expect(204);
