@@ -716,3 +716,43 @@ async fn manifests_are_scoped_to_their_repository() {
         m
     );
 }
+
+#[tokio::test]
+async fn concurrent_pushes_to_one_tag_leave_a_consistent_tag() {
+    let reg = Registry::start();
+    let c = Client::new(&reg);
+    let mut manifests = Vec::new();
+    for seed in 180..186 {
+        let (cfg, layer) = blobs(&c, "m/race", OCI_CONFIG, OCI_LAYER, seed).await;
+        manifests.push(oci::oci_manifest(&cfg, &[layer]));
+    }
+    let tasks: Vec<_> = manifests
+        .iter()
+        .cloned()
+        .map(|m| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.put_manifest("m/race", "latest", OCI_MANIFEST, &m)
+                    .await
+                    .expect(201);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("push task panicked");
+    }
+    let r = c.get_manifest("m/race", "latest").await;
+    r.expect(200);
+    assert!(
+        manifests.contains(&r.body),
+        "tag points at bytes nobody pushed"
+    );
+    assert_eq!(r.header("docker-content-digest"), sha256(&r.body));
+    for m in &manifests {
+        assert_eq!(
+            &c.get_manifest("m/race", &sha256(m)).await.expect(200).body,
+            m
+        );
+    }
+    assert_eq!(c.tags("m/race").await, vec!["latest"]);
+}

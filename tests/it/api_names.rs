@@ -30,7 +30,17 @@ use crate::support::registry::{Kind, Registry};
 async fn nested_and_punctuated_names_work_everywhere() {
     let reg = Registry::start();
     let c = Client::new(&reg);
-    let names = ["a/b/c/d/e/f", "x.y_z__w-v--u/0", "9/library/busybox"];
+    let names = [
+        "a/b/c/d/e/f",
+        "x.y_z__w-v--u/0",
+        "9/library/busybox",
+        // Components that are also route words.
+        "r/blobs",
+        "r/manifests/tags",
+        "r/blobs/uploads",
+        "r/tags/list",
+        "r/referrers/v2",
+    ];
     for (i, name) in names.iter().enumerate() {
         let (d, m) = c.push_image(name, Some("v1"), i as u64).await;
         assert_eq!(c.get_manifest(name, "v1").await.expect(200).body, m);

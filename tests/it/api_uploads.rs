@@ -13,6 +13,9 @@
 //!   body and opens a 202 session.
 //! - `PATCH` with an out-of-order `Content-Range` → 416: Distribution ignores
 //!   `Content-Range` and appends.
+//! - resuming after a `PATCH` cut off mid-body: Distribution's signed `_state`
+//!   offset no longer matches its data and the session becomes
+//!   `BLOB_UPLOAD_INVALID`.
 
 use futures::stream;
 use reqwest::Method;
@@ -773,5 +776,77 @@ async fn mount_into_a_repository_that_already_has_the_blob_is_201() {
             .expect(200)
             .body,
         data
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_patch_loses_nothing_and_can_be_resumed() {
+    let reg = Registry::start();
+    if skip_on_distribution(
+        &reg,
+        "its signed _state no longer matches after a cut PATCH",
+    ) {
+        return;
+    }
+    let c = Client::new(&reg);
+    let data = bytes(400_000, 40);
+    let digest = sha256(&data);
+    let loc = c.start_upload("up/interrupted").await;
+    let r = c.patch_chunk(&loc, 0, &data[..100_000]).await;
+    r.expect(202);
+    let loc = r.header("location");
+    // Announce 300 000 bytes, send 150 000, then hang up.
+    {
+        use std::io::Write;
+        let url = c.url(&loc);
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let mut s = std::net::TcpStream::connect(reg.addr).expect("connect");
+        write!(
+            s,
+            "PATCH {target} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Range: 100000-399999\r\nContent-Length: 300000\r\n\r\n",
+            reg.addr
+        )
+        .expect("write head");
+        s.write_all(&data[100_000..250_000]).expect("write part");
+        s.flush().ok();
+        drop(s);
+    }
+    // The session is still usable: its status says how much was kept,
+    // and that prefix is intact.
+    let mut status = None;
+    for _ in 0..100 {
+        let r = c.get(&loc).await;
+        if r.status.as_u16() == 204 {
+            status = Some(r);
+            break;
+        }
+        // The server may still be tearing the interrupted request down.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = status.expect("upload status after an interrupted PATCH");
+    let range = r.header("range");
+    let kept: usize = range
+        .strip_prefix("0-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| n + 1)
+        .unwrap_or_else(|| panic!("Range {range:?}"));
+    assert!((100_000..=250_000).contains(&kept), "kept {kept} bytes");
+    let r = c
+        .patch_chunk(&r.header("location"), kept, &data[kept..])
+        .await;
+    r.expect(202);
+    assert_eq!(r.header("range"), format!("0-{}", data.len() - 1));
+    c.put_upload(&r.header("location"), &digest, None)
+        .await
+        .expect(201);
+    assert!(
+        c.get(&format!("/v2/up/interrupted/blobs/{digest}"))
+            .await
+            .expect(200)
+            .body
+            == data
     );
 }
