@@ -150,3 +150,49 @@ async fn distribution_storage_is_served_as_is() {
 async fn storage_written_by_the_registry_is_readable_by_distribution() {
     write_then_read(Kind::from_env(), Kind::Distribution).await;
 }
+
+#[tokio::test]
+async fn referrers_of_manifests_written_by_distribution_are_listed() {
+    let reader = Kind::from_env();
+    if reader == Kind::Distribution {
+        eprintln!("SKIPPED against Distribution 2.8: no referrers API");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let storage = root.path().join("storage");
+    let (subject, referrer) = {
+        let mut reg = Registry::start_with(storage_opts(&storage, Kind::Distribution));
+        let c = Client::new(&reg);
+        let (subject, _) = c.push_image("compat/signed", Some("v1"), 1).await;
+        c.push_blob("compat/signed", oci::EMPTY_JSON).await;
+        let empty = Desc::of(oci::OCI_EMPTY, oci::EMPTY_JSON);
+        let sig = oci::oci_manifest_ext(
+            &empty,
+            std::slice::from_ref(&empty),
+            Some("application/vnd.example.sig.v1"),
+            Some(&subject),
+            Some(r#"{"org.example.k":"v"}"#),
+        );
+        let d = c
+            .push_manifest("compat/signed", &oci::sha256(&sig), OCI_MANIFEST, &sig)
+            .await;
+        reg.stop();
+        (subject, d)
+    };
+    let reg = Registry::start_with(storage_opts(&storage, reader));
+    let c = Client::new(&reg);
+    let r = c
+        .get(&format!("/v2/compat/signed/referrers/{}", subject.digest))
+        .await;
+    r.expect(200);
+    let v = r.json();
+    let ds = v["manifests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        ds.len(),
+        1,
+        "referrers of a Distribution-written subject: {v}"
+    );
+    assert_eq!(ds[0]["digest"], referrer.digest.as_str());
+    assert_eq!(ds[0]["artifactType"], "application/vnd.example.sig.v1");
+    assert_eq!(ds[0]["annotations"]["org.example.k"], "v");
+}
