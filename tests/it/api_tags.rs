@@ -115,3 +115,29 @@ async fn tags_of_an_unknown_repository_are_404_name_unknown() {
         .await
         .expect_error(404, "NAME_UNKNOWN");
 }
+
+#[tokio::test]
+async fn paging_through_many_tags_visits_each_once() {
+    let names: Vec<String> = (0..60).map(|i| format!("t{}-{}", i % 7, i)).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (reg, c) = tagged(&refs).await;
+    if skip_on_distribution(&reg, "no tag paging") {
+        return;
+    }
+    let mut want = names.clone();
+    want.sort();
+    for n in [1, 7, 59, 60] {
+        let mut got = Vec::new();
+        let mut next = Some(format!("/v2/t/repo/tags/list?n={n}"));
+        let mut pages = 0;
+        while let Some(url) = next {
+            let (tags, link) = page(&c.get(&url).await);
+            assert!(tags.len() <= n);
+            got.extend(tags);
+            next = link;
+            pages += 1;
+            assert!(pages <= 61, "paging does not end");
+        }
+        assert_eq!(got, want, "n={n}");
+    }
+}
