@@ -196,3 +196,41 @@ async fn referrers_of_manifests_written_by_distribution_are_listed() {
     assert_eq!(ds[0]["artifactType"], "application/vnd.example.sig.v1");
     assert_eq!(ds[0]["annotations"]["org.example.k"], "v");
 }
+
+#[tokio::test]
+async fn inmemory_storage_serves_the_whole_flow() {
+    let reg = Registry::start_with(Options {
+        storage: Some("  inmemory: {}\n  delete:\n    enabled: true\n".into()),
+        ..Options::default()
+    });
+    let c = Client::new(&reg);
+    let pushed = push_all(&c).await;
+    verify_all(&c, &pushed).await;
+    let data = bytes(3000, 77);
+    let digest = c.push_blob_chunked("compat/app", &data, 1000).await;
+    let r = c
+        .get_h(
+            &format!("/v2/compat/app/blobs/{digest}"),
+            &[("Range", "bytes=1000-1999")],
+        )
+        .await;
+    r.expect(206);
+    assert_eq!(r.body, &data[1000..2000]);
+    c.delete(&format!("/v2/compat/app/blobs/{digest}"))
+        .await
+        .expect(202);
+    c.head(&format!("/v2/compat/app/blobs/{digest}"))
+        .await
+        .expect(404);
+    let m = &pushed[0];
+    c.delete(&format!(
+        "/v2/{}/manifests/{}",
+        m.repo,
+        oci::sha256(&m.manifest)
+    ))
+    .await
+    .expect(202);
+    c.get_manifest(m.repo, m.tag)
+        .await
+        .expect_error(404, "MANIFEST_UNKNOWN");
+}
