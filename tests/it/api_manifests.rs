@@ -18,6 +18,8 @@
 //! - non-distributable layers with `urls` are accepted: Distribution rejects
 //!   them unless `validation.manifests.urls.allow` is configured, so the test
 //!   configures it for Distribution only.
+//! - an oversized manifest → 413 (or 400 `MANIFEST_INVALID`/`SIZE_INVALID`)
+//!   with an OCI error body: any 4xx is accepted from Distribution.
 
 use reqwest::Method;
 

@@ -16,6 +16,9 @@
 //! - resuming after a `PATCH` cut off mid-body: Distribution's signed `_state`
 //!   offset no longer matches its data and the session becomes
 //!   `BLOB_UPLOAD_INVALID`.
+//! - `upload_survives_in_place_restart`: `Registry::restart` keeps no extra
+//!   environment, so Distribution loses its `http.secret` and with it every
+//!   `_state`; `upload_resumes_after_registry_restart` covers Distribution.
 
 use futures::stream;
 use reqwest::Method;
