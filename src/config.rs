@@ -735,6 +735,18 @@ health:
     }
 
     #[test]
+    fn shipped_default_config_matches_defaults() {
+        let text = include_str!("../config/default-config.yaml");
+        let (c, warnings) = Config::parse(text, "default-config.yaml", &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (d, _) = Config::parse("", "t", &[]).unwrap();
+        assert_eq!(
+            format!("{c:?}"),
+            format!("{d:?}").replace("version: None", &format!("version: {:?}", c.version))
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(
             parse_duration("168h").unwrap(),

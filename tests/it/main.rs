@@ -10,4 +10,6 @@ mod api_names;
 mod api_referrers;
 mod api_tags;
 mod api_uploads;
+mod compat;
+mod server;
 mod support;

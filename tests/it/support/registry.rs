@@ -196,6 +196,13 @@ impl Registry {
         }
     }
 
+    /// Forgets a process that exited and was reaped by the test itself.
+    pub fn forget_process(&mut self) {
+        if let Some(child) = self.child.take() {
+            std::mem::forget(child);
+        }
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
