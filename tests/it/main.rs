@@ -1,8 +1,16 @@
 //! disco's integration tests: one test crate, one module per area, all
 //! sharing the support code (processes, clients, images) in `support/`.
 
+mod api_base;
+mod api_blobs;
+mod api_catalog;
+mod api_compat;
+mod api_manifests;
+mod api_names;
+mod api_referrers;
+mod api_tags;
+mod api_uploads;
 mod clients;
-mod compat;
 mod crash;
 mod server;
 mod support;
