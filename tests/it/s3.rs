@@ -1,0 +1,1 @@
+//! S3 driver behaviour beyond the shared suite, against moto.
