@@ -4,3 +4,4 @@
 mod s3;
 mod s3_suite;
 mod support;
+mod s3_auth;

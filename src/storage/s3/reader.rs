@@ -5,6 +5,7 @@
 use std::io;
 use std::sync::Arc;
 
+use aws_sdk_s3::error::DisplayErrorContext;
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -103,8 +104,9 @@ impl State {
                     return Ok(Some(chunk));
                 }
                 Some(Err(e)) => {
-                    tracing::debug!(path = %self.path, pos = self.pos, error = %e, "S3 read broke off");
-                    self.broken(format!("{e}"))?;
+                    let why = DisplayErrorContext(&e).to_string();
+                    tracing::debug!(path = %self.path, pos = self.pos, error = %why, "S3 read broke off");
+                    self.broken(why)?;
                 }
                 None => self.broken("body ended early".into())?,
             }

@@ -205,3 +205,255 @@ pub fn client_for(endpoint: &str, access: &str, secret: &str) -> Client {
         .build();
     Client::from_conf(conf)
 }
+
+/// Percent-encodes a form value.
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The text between `<tag>` and `</tag>` in an XML answer.
+fn xml_field(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..end].to_string())
+}
+
+impl S3Server {
+    /// One IAM Query API call. While authentication is off moto checks no
+    /// signature; the header only routes the request to IAM.
+    async fn iam(&self, params: &[(&str, &str)]) -> String {
+        let mut body = String::from("Version=2010-05-08");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={}", form_encode(v)));
+        }
+        let resp = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint()))
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAROUTING/20240101/us-east-1/iam/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("IAM request");
+        let status = resp.status();
+        let text = resp.text().await.expect("IAM response");
+        assert!(status.is_success(), "IAM {params:?}: {status} {text}");
+        text
+    }
+
+    /// Creates an IAM user allowed `s3:*`, then turns authentication on:
+    /// from then on only that user's keys are accepted. Returns
+    /// `(access key id, secret key)`.
+    pub async fn enable_auth_with_user(&self) -> (String, String) {
+        self.iam(&[("Action", "CreateUser"), ("UserName", "disco")])
+            .await;
+        let keys = self
+            .iam(&[("Action", "CreateAccessKey"), ("UserName", "disco")])
+            .await;
+        let access = xml_field(&keys, "AccessKeyId").expect("AccessKeyId");
+        let secret = xml_field(&keys, "SecretAccessKey").expect("SecretAccessKey");
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "disco"),
+            ("PolicyName", "s3-all"),
+            ("PolicyDocument", policy),
+        ])
+        .await;
+        let resp = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
+            .body("0")
+            .send()
+            .await
+            .expect("reset-auth");
+        assert!(resp.status().is_success(), "reset-auth: {}", resp.status());
+        (access, secret)
+    }
+}
+
+/// A response body of unknown length (so a short one with a longer
+/// Content-Length header is sent as is, then the connection closes).
+type ProxyBody = http_body_util::StreamBody<
+    futures::stream::Iter<
+        std::vec::IntoIter<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>>,
+    >,
+>;
+
+fn proxy_body(data: bytes::Bytes) -> ProxyBody {
+    http_body_util::StreamBody::new(futures::stream::iter(vec![Ok(hyper::body::Frame::data(
+        data,
+    ))]))
+}
+
+/// An HTTP proxy in front of an S3 server that answers a share of requests
+/// with S3 throttling and server errors instead of forwarding them, to
+/// exercise retries. Stopped when dropped.
+pub struct FaultProxy {
+    /// `127.0.0.1:port` to point the driver at.
+    pub addr: SocketAddr,
+    seen: Arc<std::sync::atomic::AtomicU64>,
+    injected: Arc<std::sync::atomic::AtomicU64>,
+    truncated: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Forwards to `upstream` (`http://host:port`), failing every
+    /// `every`-th request (1 = all) alternately with `503 SlowDown` and
+    /// `500 InternalError`.
+    pub async fn start(upstream: String, every: u64) -> Self {
+        Self::start_with(upstream, every, 0).await
+    }
+
+    /// Forwards to `upstream`, failing every `every`-th request (0 = none)
+    /// and cutting the bodies of the first `truncate` successful GETs
+    /// longer than 64 KiB off half way (the connection closes short of the
+    /// announced length).
+    pub async fn start_with(upstream: String, every: u64, truncate: u64) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        use http_body_util::BodyExt;
+        use hyper::service::service_fn;
+        use hyper_util::rt::TokioIo;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let injected = Arc::new(AtomicU64::new(0));
+        let truncated = Arc::new(AtomicU64::new(0));
+        let client = reqwest::Client::new();
+        let (seen2, injected2, truncated2) = (seen.clone(), injected.clone(), truncated.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (client, upstream) = (client.clone(), upstream.clone());
+                let (seen, injected) = (seen2.clone(), injected2.clone());
+                let truncated = truncated2.clone();
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (client, upstream) = (client.clone(), upstream.clone());
+                    let (seen, injected) = (seen.clone(), injected.clone());
+                    let truncated = truncated.clone();
+                    async move {
+                        let n = seen.fetch_add(1, Ordering::SeqCst);
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await?.to_bytes();
+                        if every > 0 && n % every == 0 {
+                            let k = injected.fetch_add(1, Ordering::SeqCst);
+                            let (status, code) = if k % 2 == 0 {
+                                (503, "SlowDown")
+                            } else {
+                                (500, "InternalError")
+                            };
+                            let xml = format!(
+                                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+                                 <Message>injected by the test proxy</Message></Error>"
+                            );
+                            return Ok::<_, hyper::Error>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/xml")
+                                    .body(proxy_body(bytes::Bytes::from(xml)))
+                                    .unwrap(),
+                            );
+                        }
+                        let pq = parts
+                            .uri
+                            .path_and_query()
+                            .map(|p| p.as_str())
+                            .unwrap_or("/");
+                        let mut fwd =
+                            client.request(parts.method.clone(), format!("{upstream}{pq}"));
+                        for (name, value) in &parts.headers {
+                            if !matches!(name.as_str(), "host" | "content-length" | "connection") {
+                                fwd = fwd.header(name, value);
+                            }
+                        }
+                        let resp = match fwd.body(body).send().await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                return Ok(hyper::Response::builder()
+                                    .status(502)
+                                    .body(proxy_body(bytes::Bytes::from(e.to_string())))
+                                    .unwrap());
+                            }
+                        };
+                        let mut out = hyper::Response::builder().status(resp.status().as_u16());
+                        for (name, value) in resp.headers() {
+                            if !matches!(name.as_str(), "transfer-encoding" | "connection") {
+                                out = out.header(name, value);
+                            }
+                        }
+                        let is_get = parts.method == hyper::Method::GET;
+                        let status_ok = resp.status().is_success();
+                        let mut data = resp.bytes().await.unwrap_or_default();
+                        if is_get
+                            && status_ok
+                            && data.len() > 64 * 1024
+                            && truncated
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                                    (t < truncate).then_some(t + 1)
+                                })
+                                .is_ok()
+                        {
+                            // Keeps the upstream Content-Length: hyper ends the
+                            // connection when the short body runs out.
+                            data.truncate(data.len() / 2);
+                        }
+                        Ok(out.body(proxy_body(data)).unwrap())
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FaultProxy {
+            addr,
+            seen,
+            injected,
+            truncated,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests answered with an injected error so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// GET bodies cut short so far.
+    pub fn truncated(&self) -> u64 {
+        self.truncated.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests received so far.
+    pub fn seen(&self) -> u64 {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
