@@ -24,9 +24,18 @@ fn config(server: &S3Server, bucket: &str, access: &str, secret: &str) -> S3Conf
 }
 
 /// Runs [`env_credentials_child`] in a child test process whose only
-/// credentials are `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`.
-fn run_child(server: &S3Server, bucket: &str, access: &str, secret: &str) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
+/// credentials are `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (or none).
+fn run_child(server: &S3Server, bucket: &str, keys: Option<(&str, &str)>) -> (bool, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    match keys {
+        Some((access, secret)) => cmd
+            .env("AWS_ACCESS_KEY_ID", access)
+            .env("AWS_SECRET_ACCESS_KEY", secret),
+        None => cmd
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY"),
+    };
+    let out = cmd
         .args([
             "s3_auth::env_credentials_child",
             "--exact",
@@ -34,8 +43,6 @@ fn run_child(server: &S3Server, bucket: &str, access: &str, secret: &str) -> (bo
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("AWS_ACCESS_KEY_ID", access)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         // No profile files from the user's home; no instance metadata.
@@ -89,7 +96,7 @@ async fn credentials_are_checked() {
     );
 
     // The same keys from the environment (no keys in the configuration).
-    let (ok, log) = run_child(&server, &bucket, &access, &secret);
+    let (ok, log) = run_child(&server, &bucket, Some((&access, &secret)));
     assert!(
         ok,
         "child with valid environment credentials failed:\n{log}"
@@ -98,12 +105,16 @@ async fn credentials_are_checked() {
         d.get_content("/from-env").await.unwrap(),
         &b"written with environment credentials"[..]
     );
-    let (ok, log) = run_child(&server, &bucket, &access, "wrong-secret");
+    let (ok, log) = run_child(&server, &bucket, Some((&access, "wrong-secret")));
     assert!(
         !ok,
         "child with a wrong environment secret succeeded:\n{log}"
     );
     assert!(log.contains("SignatureDoesNotMatch"), "{log}");
+    // No credentials anywhere: a clear failure, not a hang.
+    let (ok, log) = run_child(&server, &bucket, None);
+    assert!(!ok, "child without credentials succeeded:\n{log}");
+    assert!(log.contains("no S3 credentials"), "{log}");
 }
 
 /// Helper run by [`credentials_are_checked`] in a child process (ignored

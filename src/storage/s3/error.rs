@@ -18,10 +18,33 @@ where
             "S3 request for {path}: {}",
             DisplayErrorContext(&err)
         )),
-        SdkError::DispatchFailure(_) => StorageError::Unavailable(format!(
+        SdkError::DispatchFailure(d) if d.is_io() => StorageError::Unavailable(format!(
             "cannot reach S3 for {path}: {}",
             DisplayErrorContext(&err)
         )),
+        SdkError::DispatchFailure(d) => {
+            // Credential resolution failures surface here as "other"
+            // connector errors; the SDK does not export their type.
+            let debug = format!("{:?}", d.as_connector_error());
+            if debug.contains("CredentialsNotLoaded") {
+                StorageError::Other(format!(
+                    "no S3 credentials: set storage.s3.accesskey and storage.s3.secretkey, or \
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or another AWS credential \
+                     source): {}",
+                    DisplayErrorContext(&err)
+                ))
+            } else if debug.contains("Credentials") {
+                StorageError::Other(format!(
+                    "S3 credentials could not be loaded: {}",
+                    DisplayErrorContext(&err)
+                ))
+            } else {
+                StorageError::Unavailable(format!(
+                    "cannot send the S3 request for {path}: {}",
+                    DisplayErrorContext(&err)
+                ))
+            }
+        }
         SdkError::TimeoutError(_) => StorageError::Timeout(format!(
             "S3 request for {path}: {}",
             DisplayErrorContext(&err)

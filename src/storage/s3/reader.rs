@@ -44,16 +44,19 @@ pub(crate) async fn open(inner: Arc<Inner>, path: &str, offset: u64) -> Result<B
         }
         Err(e) => return Err(map_sdk_error(path, &inner.bucket, e)),
     };
-    let remaining = u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0);
+    let (skip, end) = body_window(offset, out.content_range(), out.content_length())
+        .map_err(|why| StorageError::Other(format!("{path}: {why}")))?;
     let state = State {
         inner,
         path: path.to_string(),
         key,
         etag: out.e_tag().map(str::to_string),
         pos: offset,
-        end: offset + remaining,
+        end,
+        skip,
         body: Some(out.body),
         resumes: 0,
+        failed: false,
     };
     Ok(futures::stream::unfold(state, |mut s| async move {
         match s.next_chunk().await {
@@ -61,7 +64,7 @@ pub(crate) async fn open(inner: Arc<Inner>, path: &str, offset: u64) -> Result<B
             Ok(None) => None,
             Err(e) => {
                 // End the stream after the error.
-                s.pos = s.end;
+                s.failed = true;
                 s.body = None;
                 Some((Err(e), s))
             }
@@ -70,21 +73,55 @@ pub(crate) async fn open(inner: Arc<Inner>, path: &str, offset: u64) -> Result<B
     .boxed())
 }
 
+/// Where the wanted bytes sit in a GET answer for `start..`: how many
+/// leading bytes to skip (a server that ignored `Range` sent the whole
+/// object) and the end offset, when the length is known.
+fn body_window(
+    start: u64,
+    content_range: Option<&str>,
+    content_length: Option<i64>,
+) -> std::result::Result<(u64, Option<u64>), String> {
+    let length = content_length.and_then(|l| u64::try_from(l).ok());
+    match content_range {
+        Some(range) => {
+            // "bytes first-last/total"
+            let spec = range.trim().strip_prefix("bytes ").unwrap_or(range);
+            let (span, _) = spec.split_once('/').unwrap_or((spec, ""));
+            let (first, last) = span
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+                .ok_or_else(|| format!("unreadable Content-Range {range:?}"))?;
+            if first != start || last < first {
+                return Err(format!(
+                    "asked for bytes from {start}, S3 answered Content-Range {range:?}"
+                ));
+            }
+            Ok((0, Some(last + 1)))
+        }
+        None => Ok((start, length)),
+    }
+}
+
 struct State {
     inner: Arc<Inner>,
     path: String,
     key: String,
     etag: Option<String>,
+    /// Offset of the next byte to hand out.
     pos: u64,
-    end: u64,
+    /// End of the object (exclusive), when the server said.
+    end: Option<u64>,
+    /// Leading bytes of the current body to drop (Range ignored).
+    skip: u64,
     body: Option<aws_sdk_s3::primitives::ByteStream>,
     resumes: u32,
+    failed: bool,
 }
 
 impl State {
     async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
-            if self.pos >= self.end {
+            if self.failed || self.end.is_some_and(|end| self.pos >= end) {
                 return Ok(None);
             }
             let Some(body) = self.body.as_mut() else {
@@ -92,9 +129,19 @@ impl State {
                 continue;
             };
             match body.next().await {
-                Some(Ok(chunk)) => {
+                Some(Ok(mut chunk)) => {
+                    if self.skip > 0 {
+                        let drop = usize::try_from(self.skip)
+                            .unwrap_or(usize::MAX)
+                            .min(chunk.len());
+                        let _ = chunk.split_to(drop);
+                        self.skip -= drop as u64;
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
                     let len = chunk.len() as u64;
-                    if self.pos + len > self.end {
+                    if self.end.is_some_and(|end| self.pos + len > end) {
                         return Err(io::Error::other(format!(
                             "S3 sent more bytes than the object {} has",
                             self.path
@@ -106,7 +153,17 @@ impl State {
                 Some(Err(e)) => {
                     let why = DisplayErrorContext(&e).to_string();
                     tracing::debug!(path = %self.path, pos = self.pos, error = %why, "S3 read broke off");
+                    if self.end.is_none() {
+                        return Err(io::Error::other(format!(
+                            "reading {} from S3 failed at byte {}: {why}",
+                            self.path, self.pos
+                        )));
+                    }
                     self.broken(why)?;
+                }
+                None if self.end.is_none() => {
+                    self.failed = true;
+                    return Ok(None);
                 }
                 None => self.broken("body ended early".into())?,
             }
@@ -121,7 +178,9 @@ impl State {
                 io::ErrorKind::UnexpectedEof,
                 format!(
                     "reading {} from S3 failed at byte {} of {}: {why}",
-                    self.path, self.pos, self.end
+                    self.path,
+                    self.pos,
+                    self.end.unwrap_or_default()
                 ),
             ));
         }
@@ -131,13 +190,16 @@ impl State {
 
     /// Issues a new ranged GET from `pos`, pinned to the ETag.
     async fn resume(&mut self) -> io::Result<()> {
+        let Some(end) = self.end else {
+            return Err(io::Error::other("cannot resume a read of unknown length"));
+        };
         let inner = &self.inner;
         let out = inner
             .client
             .get_object()
             .bucket(&inner.bucket)
             .key(&self.key)
-            .range(format!("bytes={}-{}", self.pos, self.end - 1))
+            .range(format!("bytes={}-{}", self.pos, end - 1))
             .set_if_match(self.etag.clone())
             .send()
             .await
@@ -151,7 +213,28 @@ impl State {
                     io::Error::other(map_sdk_error(&self.path, &inner.bucket, e))
                 }
             })?;
+        let (skip, _) = body_window(self.pos, out.content_range(), out.content_length())
+            .map_err(io::Error::other)?;
+        self.skip = skip;
         self.body = Some(out.body);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_window;
+
+    #[test]
+    fn windows() {
+        assert_eq!(body_window(0, None, Some(10)), Ok((0, Some(10))));
+        assert_eq!(body_window(4, None, Some(10)), Ok((4, Some(10))));
+        assert_eq!(body_window(0, None, None), Ok((0, None)));
+        assert_eq!(
+            body_window(4, Some("bytes 4-9/10"), Some(6)),
+            Ok((0, Some(10)))
+        );
+        assert!(body_window(5, Some("bytes 4-9/10"), Some(6)).is_err());
+        assert!(body_window(4, Some("nonsense"), Some(6)).is_err());
     }
 }
