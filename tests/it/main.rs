@@ -5,3 +5,4 @@ mod s3;
 mod s3_suite;
 mod support;
 mod s3_auth;
+mod s3_distribution;
