@@ -137,7 +137,7 @@ impl S3Writer {
                     base.size
                 )));
             }
-            self.buf.reserve(self.chunk);
+            grow(&mut self.buf, data.len(), self.chunk);
             self.buf.extend_from_slice(&data);
             return Ok(());
         }
@@ -236,10 +236,8 @@ impl S3Writer {
                 self.upload_part(part).await?;
                 continue;
             }
-            if self.buf.capacity() == 0 {
-                self.buf.reserve(self.chunk);
-            }
             let take = (self.chunk - self.buf.len()).min(data.len());
+            grow(&mut self.buf, take, self.chunk);
             self.buf.extend_from_slice(&data.split_to(take));
             if self.buf.len() == self.chunk {
                 let part = self.buf.split().freeze();
@@ -289,6 +287,19 @@ impl S3Writer {
         if let Some((upload_id, _)) = self.upload.take() {
             self.inner.abort_upload(&self.key, &upload_id).await;
         }
+    }
+}
+
+/// Makes room for `more` bytes in `buf`: it grows with what is written
+/// (doubling, so small files stay small) but its capacity never exceeds
+/// `limit` (one part).
+fn grow(buf: &mut BytesMut, more: usize, limit: usize) {
+    let needed = buf.len() + more;
+    if needed > buf.capacity() {
+        let target = needed.max(buf.capacity() * 2).min(limit).max(needed);
+        let mut fresh = BytesMut::with_capacity(target);
+        fresh.extend_from_slice(buf);
+        *buf = fresh;
     }
 }
 
@@ -367,5 +378,32 @@ impl Drop for S3Writer {
         handle.spawn(async move {
             inner.abort_upload(&key, &upload_id).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_never_exceeds_one_part() {
+        let limit = 5 * 1024 * 1024;
+        let mut buf = BytesMut::new();
+        let mut sizes = 1usize;
+        while buf.len() < limit {
+            sizes = (sizes * 7 + 13) % 300_000 + 1;
+            let take = sizes.min(limit - buf.len());
+            grow(&mut buf, take, limit);
+            buf.extend_from_slice(&vec![7u8; take]);
+            assert!(buf.capacity() <= limit, "{} > {limit}", buf.capacity());
+        }
+        assert_eq!(buf.len(), limit);
+        let mut small = BytesMut::new();
+        grow(&mut small, 3, limit);
+        assert!(
+            small.capacity() < 1024,
+            "a tiny file got {}",
+            small.capacity()
+        );
     }
 }
