@@ -59,10 +59,17 @@ const LIST_MAX: i32 = 1000;
 const DIR_COPY_CONCURRENCY: usize = 8;
 /// Time allowed to establish a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time allowed between request and first response byte (S3 keeps slow
-/// copies and completions alive with whitespace, so this bounds only dead
-/// servers).
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// Base of the time allowed from sending a request to the first response
+/// byte (S3 keeps slow copies and completions alive with whitespace, so
+/// this bounds only dead servers). The SDK counts the request body's upload
+/// in it, so [`read_timeout`] adds time for one part at 1 MiB/s; a stalled
+/// body is caught sooner by the SDK's stalled-stream protection.
+const READ_TIMEOUT_BASE: Duration = Duration::from_secs(60);
+
+/// The read timeout for a part size.
+fn read_timeout(chunksize: u64) -> Duration {
+    READ_TIMEOUT_BASE + Duration::from_secs(chunksize / (1024 * 1024))
+}
 
 /// Objects in an S3 bucket.
 #[derive(Clone)]
@@ -123,7 +130,7 @@ impl S3Driver {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .read_timeout(READ_TIMEOUT)
+                    .read_timeout(read_timeout(cfg.chunksize))
                     .build(),
             );
         if !cfg.accesskey.is_empty() {
