@@ -7,3 +7,4 @@ pub mod oci;
 pub mod oci_api;
 pub mod proxy;
 pub mod registry;
+pub mod s3server;

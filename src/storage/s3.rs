@@ -1,1 +1,0 @@
-//! `s3` storage driver (issue 7).
