@@ -1,4 +1,5 @@
 //! disco's integration tests: one test crate, one module per area, all
 //! sharing the support code (processes, clients, images) in `support/`.
 
+mod kubo;
 mod support;

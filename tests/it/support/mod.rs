@@ -1,4 +1,5 @@
 //! Shared support for integration tests.
 #![allow(dead_code)]
 
+pub mod jsipfs;
 pub mod registry;
