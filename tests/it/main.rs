@@ -3,4 +3,5 @@
 
 mod ipfs_driver;
 mod kubo;
+mod kubo_router;
 mod support;
