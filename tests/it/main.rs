@@ -3,5 +3,6 @@
 
 mod ipfs_driver;
 mod kubo;
+mod kubo_failures;
 mod kubo_router;
 mod support;
