@@ -187,7 +187,7 @@ async fn committed_files_have_canonical_cids() {
     assert_eq!(cid_at(&d, "/x/z5").await, ZEROS_5MIB);
     // Appending to a committed file re-imports the whole content
     // canonically.
-    let mut w = d.writer("/x/z1", true).await.unwrap();
+    let w = d.writer("/x/z1", true).await.unwrap();
     assert_eq!(w.size(), 262_145);
     w.commit().await.unwrap();
     assert_eq!(cid_at(&d, "/x/z1").await, ZEROS_262145);

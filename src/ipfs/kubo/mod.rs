@@ -159,7 +159,7 @@ impl Ipfs for KuboClient {
 
     async fn files_write(&self, path: &str, data: ByteStream, opts: WriteOptions) -> Result<()> {
         // The old file matters unless it is replaced whole.
-        let need_old = !(opts.truncate && opts.offset == 0) || !opts.create;
+        let need_old = !(opts.truncate && opts.offset == 0 && opts.create);
         let old = if need_old {
             match self.files_stat(path).await {
                 Ok(st) if st.kind == EntryKind::Directory => {

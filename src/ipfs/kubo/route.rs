@@ -40,10 +40,10 @@ pub fn route(path: &str) -> Route {
             "blobs" => {
                 if let (Some(_alg), Some(prefix), Some(digest)) =
                     (comps.get(i + 1), comps.get(i + 2), comps.get(i + 3))
+                    && prefix.len() == 2
+                    && digest.starts_with(prefix)
                 {
-                    if prefix.len() == 2 && digest.starts_with(prefix) {
-                        return Route::Keyed((*digest).to_string());
-                    }
+                    return Route::Keyed((*digest).to_string());
                 }
             }
             "repositories" => {

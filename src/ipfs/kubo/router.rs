@@ -152,15 +152,22 @@ impl Router {
         if self.nodes.len() == 1 {
             return 0;
         }
-        let probes = self.nodes.iter().map(|n| async move {
-            tokio::time::timeout(HOLDER_PROBE, n.block_stat_with(cid, HOLDER_PROBE))
-                .await
-                .is_ok_and(|r| r.is_ok())
+        // The first node that has it answers at once; the others would
+        // wait for the network until the probe times out.
+        let probes = self.nodes.iter().enumerate().map(|(i, n)| {
+            Box::pin(async move {
+                match tokio::time::timeout(HOLDER_PROBE, n.block_stat_with(cid, HOLDER_PROBE))
+                    .await
+                {
+                    Ok(Ok(_)) => Ok(i),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(IpfsError::Timeout(String::new())),
+                }
+            })
         });
-        join_all(probes)
+        futures::future::select_ok(probes)
             .await
-            .into_iter()
-            .position(|ok| ok)
+            .map(|(i, _)| i)
             .unwrap_or(0)
     }
 

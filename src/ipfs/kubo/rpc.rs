@@ -43,10 +43,10 @@ pub fn to_io(e: IpfsError) -> io::Error {
 /// classification of a foreign one.
 pub fn from_io(e: io::Error) -> IpfsError {
     if e.get_ref().is_some_and(|inner| inner.is::<IpfsError>()) {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(ipfs) = inner.downcast::<IpfsError>() {
-                return *ipfs;
-            }
+        if let Some(inner) = e.into_inner()
+            && let Ok(ipfs) = inner.downcast::<IpfsError>()
+        {
+            return *ipfs;
         }
         return IpfsError::Other("stream error".into());
     }
@@ -340,10 +340,8 @@ impl Rpc {
                 }
             }
         };
-        if let Some(p) = &progress {
-            if let Some(e) = p.source_error.lock().take() {
-                return Err(from_io(e));
-            }
+        if let Some(e) = progress.as_ref().and_then(|p| p.source_error.lock().take()) {
+            return Err(from_io(e));
         }
         let resp = res.map_err(|e| self.transport_error(cmd, e))?;
         let status = resp.status();

@@ -310,9 +310,22 @@ impl StorageDriver for IpfsDriver {
 
     async fn get_content(&self, path: &str) -> Result<Bytes> {
         check_path(path)?;
-        let s = self.reader(path, 0).await?;
+        let i = &self.inner;
+        let mut s = {
+            let _guard = i.locks.read(path).await;
+            if i.spool.contains(path) {
+                drop(_guard);
+                self.reader(path, 0).await?
+            } else {
+                // One call: a directory or a missing path is an error of
+                // the read itself.
+                match i.ipfs.files_read(&i.mfs(path), 0, None).await {
+                    Ok(s) => s,
+                    Err(e) => return Err(storage_error(path, e)),
+                }
+            }
+        };
         let mut out = BytesMut::new();
-        let mut s = s;
         while let Some(chunk) = s.try_next().await.map_err(|e| read_error(path, e))? {
             if out.len() + chunk.len() > MAX_CONTENT {
                 return Err(StorageError::Other(format!(
