@@ -5,6 +5,7 @@ mod compat;
 mod ipfs_driver;
 mod kubo;
 mod kubo_failures;
+mod kubo_push;
 mod kubo_router;
 mod server;
 mod support;

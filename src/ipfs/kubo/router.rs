@@ -156,8 +156,7 @@ impl Router {
         // wait for the network until the probe times out.
         let probes = self.nodes.iter().enumerate().map(|(i, n)| {
             Box::pin(async move {
-                match tokio::time::timeout(HOLDER_PROBE, n.block_stat_with(cid, HOLDER_PROBE))
-                    .await
+                match tokio::time::timeout(HOLDER_PROBE, n.block_stat_with(cid, HOLDER_PROBE)).await
                 {
                     Ok(Ok(_)) => Ok(i),
                     Ok(Err(e)) => Err(e),
