@@ -14,6 +14,7 @@
 //!       idletimeout: 120s
 //!       retries: 3
 //!       retrybackoff: 100ms
+//!       maxconcurrency: 64
 //! ```
 //!
 //! Durations are Go-style strings (`500ms`, `5s`, `2m`, `1h`, or a sum like
@@ -62,6 +63,9 @@ pub struct KuboConfig {
     /// Default `100ms`.
     #[serde(deserialize_with = "de_duration")]
     pub retrybackoff: Duration,
+    /// Most calls in flight to one node at once, streamed answers
+    /// included; further calls wait (up to `requesttimeout`). Default `64`.
+    pub maxconcurrency: usize,
 }
 
 impl Default for KuboConfig {
@@ -76,6 +80,7 @@ impl Default for KuboConfig {
             idletimeout: Duration::from_secs(120),
             retries: 3,
             retrybackoff: Duration::from_millis(100),
+            maxconcurrency: 64,
         }
     }
 }

@@ -13,6 +13,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use http_body_util::BodyExt;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::KuboConfig;
 use super::error::{classify, error_message};
@@ -142,11 +143,20 @@ impl Progress {
     }
 }
 
+/// An answer that started with 200, holding one of the node's call slots
+/// until it (or the stream made of it) is dropped.
+#[derive(Debug)]
+pub struct Answer {
+    resp: reqwest::Response,
+    _slot: OwnedSemaphorePermit,
+}
+
 /// The transport to one node.
 pub struct Rpc {
     http: reqwest::Client,
     api: Url,
     cfg: KuboConfig,
+    slots: Arc<Semaphore>,
 }
 
 impl Rpc {
@@ -173,6 +183,7 @@ impl Rpc {
             http,
             api,
             cfg: cfg.clone(),
+            slots: Arc::new(Semaphore::new(cfg.maxconcurrency.max(1))),
         })
     }
 
@@ -201,8 +212,26 @@ impl Rpc {
     }
 
     /// Sends a call and returns the answer once it started with 200;
-    /// any other status becomes a typed error.
-    pub async fn send(&self, call: Call) -> Result<reqwest::Response> {
+    /// any other status becomes a typed error. At most `maxconcurrency`
+    /// calls (streamed answers included) are in flight; a call waits up to
+    /// `requesttimeout` for a slot.
+    pub async fn send(&self, call: Call) -> Result<Answer> {
+        let slot =
+            tokio::time::timeout(self.cfg.requesttimeout, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| {
+                    IpfsError::Timeout(format!(
+                        "{}: {} calls already in flight to {}",
+                        call.cmd, self.cfg.maxconcurrency, self.api
+                    ))
+                })?
+                .map_err(|_| IpfsError::Other("client closed".into()))?;
+        self.send_slotted(call)
+            .await
+            .map(|resp| Answer { resp, _slot: slot })
+    }
+
+    async fn send_slotted(&self, call: Call) -> Result<reqwest::Response> {
         let url = self.url(&call)?;
         let Call {
             cmd,
@@ -461,11 +490,12 @@ async fn read_error_body(resp: reqwest::Response) -> Vec<u8> {
 
 /// Streams an answer's body; a non-empty `X-Stream-Error` trailer, a broken
 /// connection, or a pause longer than `idle` ends the stream with an error.
-pub fn body_stream(resp: reqwest::Response, idle: Duration) -> ByteStream {
+pub fn body_stream(answer: Answer, idle: Duration) -> ByteStream {
+    let Answer { resp, _slot: slot } = answer;
     let resp: http::Response<reqwest::Body> = resp.into();
     let body = resp.into_body();
-    stream::unfold(Some(body), move |state| async move {
-        let mut body = state?;
+    stream::unfold(Some((body, slot)), move |state| async move {
+        let (mut body, slot) = state?;
         loop {
             let frame = match tokio::time::timeout(idle, body.frame()).await {
                 Err(_) => {
@@ -482,7 +512,7 @@ pub fn body_stream(resp: reqwest::Response, idle: Duration) -> ByteStream {
             };
             match frame.into_data() {
                 Ok(data) if data.is_empty() => continue,
-                Ok(data) => return Some((Ok(data), Some(body))),
+                Ok(data) => return Some((Ok(data), Some((body, slot)))),
                 Err(frame) => {
                     if let Some(value) = frame.trailers_ref().and_then(|t| t.get(STREAM_ERROR)) {
                         let msg = error_message(value.as_bytes());
@@ -644,6 +674,34 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, IpfsError::Timeout(_)), "{err:?}");
         hold.abort();
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_are_bounded() {
+        let url = canned("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").await;
+        let cfg = KuboConfig {
+            retries: 0,
+            maxconcurrency: 1,
+            requesttimeout: Duration::from_millis(300),
+            ..KuboConfig::default()
+        };
+        let r = Rpc::new(&url, &cfg).unwrap();
+        let held = r
+            .send(Call::new("cat", Duration::from_secs(5)))
+            .await
+            .unwrap();
+        let stream = body_stream(held, Duration::from_secs(5));
+        // The unread answer holds the only slot.
+        let err = r
+            .send(Call::new("id", Duration::from_secs(5)))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, IpfsError::Timeout(_)), "{err:?}");
+        drop(stream);
+        r.send(Call::new("id", Duration::from_secs(5)))
+            .await
+            .unwrap();
     }
 
     #[test]
