@@ -74,10 +74,11 @@ pub async fn build_driver(config: &Config) -> Result<Driver, ServerError> {
     if s.inmemory.is_some() {
         return Ok(Arc::new(InMemoryDriver::new()));
     }
-    if s.ipfs.is_some() {
-        return Err(ServerError::Config(
-            "storage.ipfs is not available in this build yet".into(),
-        ));
+    if let Some(v) = &s.ipfs {
+        let d = crate::storage::ipfs::IpfsDriver::from_yaml(v, &crate::config::data_dir())
+            .await
+            .map_err(|e| ServerError::Storage(e.to_string()))?;
+        return Ok(Arc::new(d));
     }
     if s.s3.is_some() {
         return Err(ServerError::Config(

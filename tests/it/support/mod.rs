@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod images;
+pub mod jsipfs;
 pub mod oci;
 pub mod oci_api;
 pub mod proxy;

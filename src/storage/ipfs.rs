@@ -1,1 +1,0 @@
-//! `ipfs` storage driver: the registry layout as an MFS tree (issue 3).
