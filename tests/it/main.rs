@@ -1,4 +1,6 @@
 //! disco's integration tests: one test crate, one module per area, all
 //! sharing the support code (processes, clients, images) in `support/`.
 
+mod net;
+mod net_support;
 mod support;

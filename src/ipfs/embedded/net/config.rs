@@ -38,6 +38,10 @@ pub struct NetConfig {
     /// contacted; the DHT runs in server mode so LAN and loopback peers can
     /// route through each other).
     pub public: bool,
+    /// DHT role: `server` (answer queries, be in others' routing tables),
+    /// `client` (query only) or `auto` (server once an external address is
+    /// confirmed). Default: `server` unless `public` is set, then `auto`.
+    pub dht_mode: Option<DhtMode>,
     /// Discover peers on the local network with mDNS. Default `true`.
     pub mdns: bool,
     /// Path of a Kubo-format `swarm.key`: with it, the node only talks to
@@ -69,6 +73,7 @@ impl Default for NetConfig {
             announce: Vec::new(),
             bootstrap: Vec::new(),
             public: false,
+            dht_mode: None,
             mdns: true,
             swarmkey: None,
             quic: false,
@@ -80,7 +85,28 @@ impl Default for NetConfig {
     }
 }
 
+/// Role of the node in the Kademlia DHT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhtMode {
+    /// Serve DHT queries.
+    Server,
+    /// Only make queries.
+    Client,
+    /// Decide from confirmed external addresses.
+    Auto,
+}
+
 impl NetConfig {
+    /// The DHT role in effect.
+    pub fn effective_dht_mode(&self) -> DhtMode {
+        match self.dht_mode {
+            Some(m) => m,
+            None if self.public => DhtMode::Auto,
+            None => DhtMode::Server,
+        }
+    }
+
     /// A node for tests: listens on an ephemeral loopback port, no mDNS.
     pub fn loopback() -> Self {
         NetConfig {
@@ -173,13 +199,15 @@ mod tests {
     fn keys_parse() {
         let c: NetConfig = yaml_serde::from_str(
             "listen: [/ip4/127.0.0.1/tcp/4010]\nmdns: false\nswarmkey: /etc/disco/swarm.key\n\
-             reprovide_interval: 1h\npublic: true\n",
+             reprovide_interval: 1h\npublic: true\ndht_mode: client\n",
         )
         .unwrap();
         assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/4010"]);
         assert!(!c.mdns);
         assert_eq!(c.reprovide_interval, Duration::from_secs(3600));
         assert_eq!(c.bootstrap_peers().len(), PUBLIC_BOOTSTRAP.len());
+        assert_eq!(c.effective_dht_mode(), DhtMode::Client);
+        assert_eq!(NetConfig::default().effective_dht_mode(), DhtMode::Server);
         assert!(yaml_serde::from_str::<NetConfig>("reprovide_interval: soon").is_err());
     }
 }

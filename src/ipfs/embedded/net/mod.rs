@@ -140,6 +140,10 @@ impl Network {
         let mut kcfg = kad::Config::new(KAD_PROTOCOL);
         kcfg.set_kbucket_size(NonZeroUsize::new(20).expect("20 > 0"));
         kcfg.set_query_timeout(Duration::from_secs(60));
+        // Like go-libp2p-kad-dht: only peers that advertise the DHT protocol
+        // (identify) or were configured enter the routing table, not every
+        // peer that merely sent us a query.
+        kcfg.set_kbucket_inserts(kad::BucketInserts::Manual);
         let interval = config.reprovide_interval;
         if interval.is_zero() {
             kcfg.set_provider_publication_interval(None);
@@ -157,9 +161,12 @@ impl Network {
             },
         );
         let mut kad = kad::Behaviour::with_config(peer_id, kstore, kcfg);
-        if !config.public {
-            // Private/LAN operation: every node is reachable by its peers.
-            kad.set_mode(Some(kad::Mode::Server));
+        // Private/LAN operation defaults to server: every node is reachable
+        // by its peers, loopback and LAN included.
+        match config.effective_dht_mode() {
+            config::DhtMode::Server => kad.set_mode(Some(kad::Mode::Server)),
+            config::DhtMode::Client => kad.set_mode(Some(kad::Mode::Client)),
+            config::DhtMode::Auto => kad.set_mode(None),
         }
         let mdns = if config.mdns {
             match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
@@ -214,6 +221,7 @@ impl Network {
             kad_protocol: KAD_PROTOCOL,
             dials: HashMap::new(),
             searches: HashMap::new(),
+            provides: HashMap::new(),
             connected: HashMap::new(),
         };
 
@@ -330,6 +338,24 @@ impl Network {
         rx.await.map_err(|_| NetError::Stopped)?
     }
 
+    /// Records that we provide `cid` (keyed by its multihash, as Kubo) and
+    /// publishes it to the DHT; with `wait`, returns when the publication
+    /// query finished (else as soon as the local record exists). The record
+    /// is republished every `reprovide_interval`.
+    pub async fn announce(&self, cid: &Cid, wait: bool) -> std::result::Result<(), NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .send(Command::Provide {
+                key: cid.hash().to_bytes(),
+                wait,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
     /// Stops all tasks now (also done when the last clone is dropped).
     pub fn shutdown(&self) {
         self.inner.tasks.lock().abort_all();
@@ -343,17 +369,7 @@ impl BlockExchange for Network {
     }
 
     async fn provide(&self, cid: &Cid) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .cmds
-            .send(Command::Provide {
-                key: cid.hash().to_bytes(),
-                reply: tx,
-            })
-            .await
-            .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)??;
-        Ok(())
+        Ok(self.announce(cid, false).await?)
     }
 
     async fn connect(&self, addr: &str) -> Result<()> {

@@ -28,9 +28,11 @@ pub(crate) enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NetError>>,
     },
-    /// Record locally and publish to the DHT that we provide `key`.
+    /// Record locally and publish to the DHT that we provide `key`; with
+    /// `wait`, reply once the publication finished.
     Provide {
         key: Vec<u8>,
+        wait: bool,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
 }
@@ -54,6 +56,7 @@ pub(crate) struct SwarmTask {
     pub kad_protocol: StreamProtocol,
     pub dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     pub searches: HashMap<QueryId, oneshot::Sender<()>>,
+    pub provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     pub connected: HashMap<PeerId, (usize, Multiaddr)>,
 }
 
@@ -146,15 +149,25 @@ impl SwarmTask {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Dial { addr, reply } => self.dial(addr, reply),
-            Command::Provide { key, reply } => {
-                let r = self
+            Command::Provide { key, wait, reply } => {
+                match self
                     .swarm
                     .behaviour_mut()
                     .kad
                     .start_providing(RecordKey::new(&key))
-                    .map(|_| self.metrics.dht_queries.inc())
-                    .map_err(|e| NetError::Dht(e.to_string()));
-                let _ = reply.send(r);
+                {
+                    Ok(id) => {
+                        self.metrics.dht_queries.inc();
+                        if wait {
+                            self.provides.insert(id, reply);
+                        } else {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht(e.to_string())));
+                    }
+                }
             }
         }
     }
@@ -203,15 +216,15 @@ impl SwarmTask {
                 endpoint,
                 ..
             } => {
-                if let Some(reply) = self.dials.remove(&connection_id) {
-                    let _ = reply.send(Ok(peer_id));
-                }
                 let addr = endpoint.get_remote_address().clone();
                 let entry = self.connected.entry(peer_id).or_insert((0, addr));
                 entry.0 += 1;
                 if entry.0 == 1 {
                     tracing::debug!(%peer_id, "peer connected");
                     self.publish_peers();
+                }
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -292,8 +305,14 @@ impl SwarmTask {
                     QueryResult::GetProviders(Err(e)) => {
                         tracing::debug!(error = %e, "provider search failed");
                     }
-                    QueryResult::StartProviding(Err(e)) => {
-                        tracing::debug!(error = %e, "provide failed");
+                    QueryResult::StartProviding(r) => {
+                        if let Err(e) = &r {
+                            tracing::debug!(error = %e, "provide failed");
+                        }
+                        if let Some(reply) = self.provides.remove(&id) {
+                            let _ =
+                                reply.send(r.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+                        }
                     }
                     QueryResult::Bootstrap(Err(e)) => {
                         tracing::debug!(error = %e, "DHT bootstrap failed");
