@@ -2,5 +2,7 @@
 //! sharing the support code (processes, clients, images) in `support/`.
 
 mod net;
+mod net_helia;
+mod net_kubo;
 mod net_support;
 mod support;

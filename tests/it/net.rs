@@ -276,50 +276,10 @@ async fn killed_provider_mid_transfer_fetch_continues_or_times_out() {
     assert_all_verified(&se, &blocks);
 }
 
-/// Runs `f` on a thread moved into a fresh network namespace that has only
-/// loopback and a veth pair (multicast-capable, private addresses that exist
-/// only inside it) (requires root).
-fn in_private_netns<F: FnOnce() + Send + 'static>(f: F) {
-    std::thread::spawn(move || {
-        // SAFETY: unshare only changes this thread's namespace membership.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET) failed (needs root): {}",
-            std::io::Error::last_os_error()
-        );
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &[
-                "link", "add", "mdns0", "type", "veth", "peer", "name", "mdns1",
-            ],
-            &["addr", "add", "10.250.0.1/24", "dev", "mdns0"],
-            &["addr", "add", "10.250.0.2/24", "dev", "mdns1"],
-            &["link", "set", "mdns0", "multicast", "on", "up"],
-            &["link", "set", "mdns1", "multicast", "on", "up"],
-        ] {
-            let st = std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .expect("`ip` (iproute2) is installed; run scripts/test to set up test deps");
-            assert!(st.success(), "ip {args:?} failed");
-        }
-        f();
-    })
-    .join()
-    .expect("netns test thread");
-}
-
 #[test]
 fn mdns_peers_find_each_other_without_bootstrap() {
     in_private_netns(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        netns_runtime().block_on(async {
             let cfg = NetConfig {
                 listen: vec!["/ip4/0.0.0.0/tcp/0".into()],
                 mdns: true,

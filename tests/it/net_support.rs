@@ -285,6 +285,51 @@ pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> boo
     }
 }
 
+/// Runs `f` on a thread moved into a fresh network namespace that has only
+/// loopback and a veth pair (multicast-capable, private addresses that exist
+/// only inside it) (requires root).
+pub fn in_private_netns<F: FnOnce() + Send + 'static>(f: F) {
+    std::thread::spawn(move || {
+        // SAFETY: unshare only changes this thread's namespace membership.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET) failed (needs root): {}",
+            std::io::Error::last_os_error()
+        );
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &[
+                "link", "add", "mdns0", "type", "veth", "peer", "name", "mdns1",
+            ],
+            &["addr", "add", "10.250.0.1/24", "dev", "mdns0"],
+            &["addr", "add", "10.250.0.2/24", "dev", "mdns1"],
+            &["link", "set", "mdns0", "multicast", "on", "up"],
+            &["link", "set", "mdns1", "multicast", "on", "up"],
+        ] {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("`ip` (iproute2) is installed; run scripts/test to set up test deps");
+            assert!(st.success(), "ip {args:?} failed");
+        }
+        f();
+    })
+    .join()
+    .expect("netns test thread");
+}
+
+/// A two-worker tokio runtime (build it inside the namespace thread so its
+/// workers live in that namespace too).
+pub fn netns_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 #[test]
 fn importer_matches_kubo_vectors() {
     let cases: &[(Vec<u8>, &str)] = &[
