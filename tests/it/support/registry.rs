@@ -196,6 +196,13 @@ impl Registry {
         }
     }
 
+    /// Forgets a process that exited and was reaped by the test itself.
+    pub fn forget_process(&mut self) {
+        if let Some(child) = self.child.take() {
+            std::mem::forget(child);
+        }
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -223,10 +230,10 @@ impl Registry {
     fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("registry exited early ({status}); log:\n{}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("registry exited early ({status}); log:\n{}", self.log());
             }
             if http_status(&self.addr, "/v2/") == Some(200) {
                 return;

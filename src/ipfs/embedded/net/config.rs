@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// The public IPFS bootstrap peers (Kubo's default list), used only with
 /// `public: true`.
@@ -55,11 +55,11 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// How often provider records of announced content are republished to
     /// the DHT (Go duration, e.g. `12h`). Default `12h`.
-    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    #[serde(deserialize_with = "crate::config::duration", serialize_with = "ser_duration")]
     pub reprovide_interval: Duration,
     /// How long a connection with no open stream stays up (Go duration).
     /// Default `10m`.
-    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    #[serde(deserialize_with = "crate::config::duration", serialize_with = "ser_duration")]
     pub idle_timeout: Duration,
     /// Most blocks requested from one peer at a time (pipelining window).
     /// Default `128`.
@@ -127,48 +127,6 @@ impl NetConfig {
     }
 }
 
-/// Parses a Go-style duration: `90s`, `5m`, `12h`, `1h30m`, `500ms`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit_end] {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += Duration::try_from_secs_f64(secs).ok()?;
-    }
-    Some(total)
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s)
-        .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {s:?} (e.g. 30s, 12h)")))
-}
-
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{}s", d.as_secs()))
 }
@@ -176,17 +134,6 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43200)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("12"), None);
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration("3d"), None);
-    }
 
     #[test]
     fn empty_section_gives_defaults() {
@@ -209,5 +156,8 @@ mod tests {
         assert_eq!(c.effective_dht_mode(), DhtMode::Client);
         assert_eq!(NetConfig::default().effective_dht_mode(), DhtMode::Server);
         assert!(yaml_serde::from_str::<NetConfig>("reprovide_interval: soon").is_err());
+        let c: NetConfig = yaml_serde::from_str("idle_timeout: 90s\nreprovide_interval: 1h30m").unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.reprovide_interval, Duration::from_secs(5400));
     }
 }
