@@ -42,7 +42,11 @@ impl BlockStore for MapStore {
         Ok(self.0.read().contains_key(&cid.hash().to_bytes()))
     }
     async fn size(&self, cid: &Cid) -> Result<Option<u64>> {
-        Ok(self.0.read().get(&cid.hash().to_bytes()).map(|b| b.len() as u64))
+        Ok(self
+            .0
+            .read()
+            .get(&cid.hash().to_bytes())
+            .map(|b| b.len() as u64))
     }
     async fn put(&self, cid: &Cid, data: Bytes) -> Result<()> {
         self.0.write().insert(cid.hash().to_bytes(), data);
@@ -205,7 +209,9 @@ async fn main() {
             );
         }
         _ => {
-            eprintln!("usage: net-bench serve <port> <MiB> <seed> | net-bench fetch <root> <addr>...");
+            eprintln!(
+                "usage: net-bench serve <port> <MiB> <seed> | net-bench fetch <root> <addr>..."
+            );
             std::process::exit(2);
         }
     }

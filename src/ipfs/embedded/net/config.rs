@@ -55,11 +55,17 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// How often provider records of announced content are republished to
     /// the DHT (Go duration, e.g. `12h`). Default `12h`.
-    #[serde(deserialize_with = "crate::config::duration", serialize_with = "ser_duration")]
+    #[serde(
+        deserialize_with = "crate::config::duration",
+        serialize_with = "ser_duration"
+    )]
     pub reprovide_interval: Duration,
     /// How long a connection with no open stream stays up (Go duration).
     /// Default `10m`.
-    #[serde(deserialize_with = "crate::config::duration", serialize_with = "ser_duration")]
+    #[serde(
+        deserialize_with = "crate::config::duration",
+        serialize_with = "ser_duration"
+    )]
     pub idle_timeout: Duration,
     /// Most blocks requested from one peer at a time (pipelining window).
     /// Default `128`.
@@ -156,7 +162,8 @@ mod tests {
         assert_eq!(c.effective_dht_mode(), DhtMode::Client);
         assert_eq!(NetConfig::default().effective_dht_mode(), DhtMode::Server);
         assert!(yaml_serde::from_str::<NetConfig>("reprovide_interval: soon").is_err());
-        let c: NetConfig = yaml_serde::from_str("idle_timeout: 90s\nreprovide_interval: 1h30m").unwrap();
+        let c: NetConfig =
+            yaml_serde::from_str("idle_timeout: 90s\nreprovide_interval: 1h30m").unwrap();
         assert_eq!(c.idle_timeout, Duration::from_secs(90));
         assert_eq!(c.reprovide_interval, Duration::from_secs(5400));
     }

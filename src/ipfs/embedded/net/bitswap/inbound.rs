@@ -56,29 +56,61 @@ async fn accept_loop(
     }
 }
 
+/// Messages of one stream being hashed at once (each at most 4 MiB).
+const HASHING_PER_STREAM: usize = 4;
+
+enum Job {
+    Ready(Event),
+    Hashing(tokio::task::JoinHandle<Event>),
+}
+
+/// Reads messages; blocks are hashed on the blocking pool, several messages
+/// at a time, while events still reach the manager in stream order.
 async fn read_loop(peer: PeerId, stream: Stream, events: mpsc::Sender<Event>) {
-    let mut r = BufReader::with_capacity(256 * 1024, stream);
-    loop {
-        let frame = match read_frame(&mut r).await {
-            Ok(Some(f)) => f,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "bitswap: inbound stream ended");
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(HASHING_PER_STREAM);
+    let forward = async move {
+        while let Some(job) = jobs_rx.recv().await {
+            let ev = match job {
+                Job::Ready(ev) => ev,
+                Job::Hashing(h) => match h.await {
+                    Ok(ev) => ev,
+                    Err(_) => return,
+                },
+            };
+            if events.send(ev).await.is_err() {
                 return;
             }
-        };
-        let msg = match Message::decode(&frame) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "bitswap: undecodable message, closing stream");
-                return;
-            }
-        };
-        let ev = to_event(peer, msg);
-        if events.send(ev).await.is_err() {
-            return;
         }
-    }
+    };
+    let read = async move {
+        let mut r = BufReader::with_capacity(256 * 1024, stream);
+        loop {
+            let frame = match read_frame(&mut r).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "bitswap: inbound stream ended");
+                    return;
+                }
+            };
+            let msg = match Message::decode(&frame) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bitswap: undecodable message, closing stream");
+                    return;
+                }
+            };
+            let job = if msg.blocks.is_empty() {
+                Job::Ready(to_event(peer, msg))
+            } else {
+                Job::Hashing(tokio::task::spawn_blocking(move || to_event(peer, msg)))
+            };
+            if jobs_tx.send(job).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::join!(read, forward);
 }
 
 /// Recomputes each block's CID from its prefix and bytes.
