@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod helia_peer;
 pub mod images;
 pub mod jsipfs;
+pub mod kubo_peer;
 pub mod oci;
 pub mod oci_api;
 pub mod proxy;
