@@ -11,7 +11,7 @@ use cid::Cid;
 
 use super::dagpb::{PbLink, PbNode};
 use super::data::{DataType, UnixFsData};
-use super::hamt::{Shard, StoredLink};
+use super::hamt::{HamtValue, Shard, StoredLink};
 use super::{Block, BlockSink, corrupt};
 use crate::ipfs::block::dag_pb_cid;
 use crate::ipfs::{IpfsError, Result};
@@ -68,11 +68,11 @@ pub fn encode_flat<'a>(links: impl Iterator<Item = (&'a str, Cid, u64)>) -> (Blo
 }
 
 /// A decoded directory block.
-pub enum DecodedDir {
+pub enum DecodedDir<V = StoredLink> {
     /// A flat directory's links, in block order.
     Flat(Vec<DirLink>),
     /// The root shard of a HAMT directory.
-    Hamt(Shard<StoredLink>),
+    Hamt(Shard<V>),
 }
 
 /// What a dag-pb block is, by its UnixFS type.
@@ -112,7 +112,7 @@ pub fn node_kind(cid: &Cid, block: &[u8]) -> Result<NodeKind> {
 }
 
 /// Decodes a directory block (flat or HAMT root).
-pub fn decode_dir(cid: &Cid, block: &[u8]) -> Result<DecodedDir> {
+pub fn decode_dir<V: HamtValue>(cid: &Cid, block: &[u8]) -> Result<DecodedDir<V>> {
     if cid.codec() != crate::ipfs::DAG_PB {
         return Err(IpfsError::NotADirectory(cid.to_string()));
     }
@@ -308,7 +308,8 @@ mod tests {
         );
         // Reload from the stored root and mutate lazily.
         let block = mem.get_block(&root3000).unwrap();
-        let DecodedDir::Hamt(mut lazy) = decode_dir(&root3000, &block).unwrap() else {
+        let DecodedDir::Hamt::<StoredLink>(mut lazy) = decode_dir(&root3000, &block).unwrap()
+        else {
             panic!("expected a HAMT");
         };
         let probe = &all[1234];

@@ -310,6 +310,18 @@ impl<V: HamtValue> Shard<V> {
         Ok(())
     }
 
+    /// Calls `f` for the entries of shards already in memory (loads
+    /// nothing).
+    pub fn for_each_loaded(&self, f: &mut dyn FnMut(&V)) {
+        for slot in self.slots.values() {
+            match slot {
+                Slot::Leaf { value, .. } => f(value),
+                Slot::Sub(Sub::Loaded(s)) => s.for_each_loaded(f),
+                Slot::Sub(Sub::Stored(..)) => {}
+            }
+        }
+    }
+
     /// Consumes the shard, returning every entry.
     pub fn into_entries(mut self, blocks: &dyn BlockGet) -> Result<Vec<(String, V)>> {
         let mut out = Vec::new();
