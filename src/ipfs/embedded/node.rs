@@ -453,7 +453,59 @@ impl Ipfs for EmbeddedIpfs {
         self.mfs(move |m| m.mkdir(&path, parents)).await
     }
 
-    async fn files_write(&self, path: &str, data: ByteStream, opts: WriteOptions) -> Result<()> {
+    async fn files_write(
+        &self,
+        path: &str,
+        mut data: ByteStream,
+        opts: WriteOptions,
+    ) -> Result<()> {
+        if opts.truncate && opts.offset == 0 {
+            // Small replacement (the common case): read it whole, then one
+            // blocking step hashes, stores and links it.
+            let mut head: Vec<Bytes> = Vec::new();
+            let mut len = 0usize;
+            let mut ended = false;
+            while len <= CHUNK_SIZE {
+                match data
+                    .try_next()
+                    .await
+                    .map_err(|e| IpfsError::Other(format!("reading input: {e}")))?
+                {
+                    Some(b) => {
+                        len += b.len();
+                        head.push(b);
+                    }
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if ended {
+                let (inner, p) = (self.inner.clone(), path.to_string());
+                return blocking(move || {
+                    let (dir, name) = inner.mfs.parent_of(&p, opts.parents)?;
+                    match dir.lookup(&name, &inner.store)? {
+                        None if !opts.create => return Err(IpfsError::NotFound(p)),
+                        Some(Node::Dir(_)) => return Err(IpfsError::NotAFile(p)),
+                        _ => {}
+                    }
+                    let bytes = Bytes::from(head.concat());
+                    let cid = crate::ipfs::block::raw_cid(&bytes);
+                    let session = inner.store.session();
+                    crate::ipfs::unixfs::BlockSink::put(&session, &cid, &bytes)?;
+                    let link = Link {
+                        cid,
+                        tsize: bytes.len() as u64,
+                        info: Some((EntryKind::File, bytes.len() as u64)),
+                    };
+                    dir.insert(&name, Entry::Link(link), true, &inner.store)
+                })
+                .await;
+            }
+            let head = futures::stream::iter(head.into_iter().map(Ok));
+            data = Box::pin(head.chain(data));
+        }
         let p = path.to_string();
         let parents = opts.parents;
         let (dir, name, existing) = self
@@ -557,7 +609,11 @@ impl Ipfs for EmbeddedIpfs {
         let summary = crate::ipfs::unixfs::file::import_stream(session.clone(), data).await?;
         if pin {
             let inner = self.inner.clone();
-            blocking(move || inner.pins.add(&summary.cid, true)).await?;
+            blocking(move || {
+                inner.store.sync()?;
+                inner.pins.add(&summary.cid, true)
+            })
+            .await?;
         }
         drop(session);
         Ok(summary.cid)
@@ -610,7 +666,12 @@ impl Ipfs for EmbeddedIpfs {
             self.ensure_block(*cid, session.clone()).await?;
         }
         let (inner, c) = (self.inner.clone(), *cid);
-        blocking(move || inner.pins.add(&c, recursive)).await
+        blocking(move || {
+            // Pinned blocks are durable before the pin is.
+            inner.store.sync()?;
+            inner.pins.add(&c, recursive)
+        })
+        .await
     }
 
     async fn pin_rm(&self, cid: &Cid) -> Result<()> {

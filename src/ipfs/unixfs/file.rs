@@ -171,7 +171,9 @@ impl FileImporter {
 
     /// Default parallelism: the number of CPUs plus two.
     pub fn default_parallelism() -> usize {
-        std::thread::available_parallelism().map_or(2, |n| n.get()) + 2
+        // Cached: on Linux the lookup reads cgroup files.
+        static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get())) + 2
     }
 
     /// Bytes pushed so far.
