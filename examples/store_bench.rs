@@ -31,7 +31,7 @@ fn hex_of(i: u64) -> String {
 
 fn path_of(i: u64) -> (String, Bytes) {
     let h = hex_of(i);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (
             format!("/docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2]),
             Bytes::from(format!("{{\"blob\":{i}}}")),

@@ -62,7 +62,7 @@ fn main() {
         for (i, (c, d)) in set.iter().enumerate() {
             let mut tx = db.begin_write().expect("tx");
             if i % 1000 != 999 && i != n - 1 {
-                let _ = tx.set_durability(Durability::None);
+                tx.set_durability(Durability::None);
             }
             {
                 let mut tbl = tx.open_table(TABLE).expect("table");

@@ -2,3 +2,4 @@
 //! sharing the support code (processes, clients, images) in `support/`.
 
 mod support;
+mod store_crash;
