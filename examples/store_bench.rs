@@ -107,11 +107,13 @@ async fn mfs(dir: &str, n: u64, conc: usize) {
 }
 
 async fn add(dir: &str, file: &str) {
-    let mut cfg = EmbeddedConfig::at(dir);
-    cfg.gc.enabled = false;
-    let node = EmbeddedIpfs::open(cfg).await.expect("open");
     let len = std::fs::metadata(file).expect("input").len() as f64;
     for with_digest in [false, true] {
+        // A fresh store per run, so no block is deduplicated.
+        let sub = if with_digest { "digest" } else { "plain" };
+        let mut cfg = EmbeddedConfig::at(std::path::Path::new(dir).join(sub));
+        cfg.gc.enabled = false;
+        let node = EmbeddedIpfs::open(cfg).await.expect("open");
         let f = tokio::fs::File::open(file).await.expect("open input");
         let reader = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20);
         let start = Instant::now();
@@ -145,9 +147,9 @@ async fn add(dir: &str, file: &str) {
             el,
             len / el / 1e6
         );
+        node.shutdown().await.expect("shutdown");
     }
     println!("peak RSS: {:.0} MiB", peak_rss_mib());
-    node.shutdown().await.expect("shutdown");
 }
 
 #[tokio::main]
