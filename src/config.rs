@@ -1,1 +1,769 @@
-//! Configuration (Distribution-compatible YAML).
+//! Configuration: CNCF Distribution-compatible YAML plus disco's own keys.
+//!
+//! Sources, later wins: the file (`--config`, else `REGISTRY_CONFIGURATION_PATH`,
+//! else `~/.disco/config.yaml` if it exists, else built-in defaults), then
+//! `REGISTRY_<SECTION>_<KEY>...` environment variables (Distribution's
+//! style: `REGISTRY_HTTP_ADDR=127.0.0.1:5000`,
+//! `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/data`).
+//!
+//! Unknown keys are reported as warnings; invalid values fail with the
+//! key's path in the message. Every field documents its default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Port disco listens on when nothing is configured.
+pub const DEFAULT_PORT: u16 = 1970;
+
+/// A configuration error, naming the key where possible.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is malformed.
+    #[error("{path}: invalid YAML: {message}")]
+    Syntax { path: String, message: String },
+    /// A value is invalid.
+    #[error("{source_name}: invalid value at `{key}`: {message}")]
+    Invalid {
+        source_name: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Config format version; Distribution writes `0.1`. Default: none.
+    pub version: Option<yaml_serde::Value>,
+    /// Logging.
+    pub log: LogConfig,
+    /// Storage driver and storage behaviour.
+    pub storage: StorageConfig,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// disco's content-addressed image layer.
+    pub disco: DiscoConfig,
+    /// Distribution sections disco accepts but does not implement (a
+    /// warning is logged when present): `auth`, `notifications`, `redis`,
+    /// `health`, `proxy`, `validation`, `compatibility`, `reporting`,
+    /// `middleware`, `loglevel`.
+    #[serde(flatten)]
+    pub unsupported: BTreeMap<String, yaml_serde::Value>,
+}
+
+/// Sections of Distribution's config that disco ignores with a warning.
+const UNSUPPORTED_SECTIONS: [&str; 10] = [
+    "auth",
+    "notifications",
+    "redis",
+    "health",
+    "proxy",
+    "validation",
+    "compatibility",
+    "reporting",
+    "middleware",
+    "loglevel",
+];
+
+/// `log`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`. Default `info`
+    /// (overridden by `RUST_LOG` when set).
+    pub level: String,
+    /// `text` or `json` (`logstash` is treated as `json`). Default `text`.
+    pub formatter: String,
+    /// Static fields added to every log line. Default none.
+    pub fields: BTreeMap<String, yaml_serde::Value>,
+    /// Access log switch (`accesslog.disabled`). Default enabled.
+    pub accesslog: AccessLogConfig,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            formatter: "text".into(),
+            fields: BTreeMap::new(),
+            accesslog: Default::default(),
+        }
+    }
+}
+
+/// `log.accesslog`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AccessLogConfig {
+    /// Disables the per-request log line. Default false.
+    pub disabled: bool,
+}
+
+/// `storage`. At most one driver section (`filesystem`, `inmemory`,
+/// `ipfs`, `s3`) may be present; with none, disco uses its default store
+/// under the data directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// Local directory driver.
+    pub filesystem: Option<FilesystemConfig>,
+    /// Memory driver (everything lost on exit).
+    pub inmemory: Option<yaml_serde::Value>,
+    /// IPFS storage (Kubo nodes or the embedded node), see the README.
+    pub ipfs: Option<yaml_serde::Value>,
+    /// S3-compatible object storage, configured as Distribution's `s3`.
+    pub s3: Option<yaml_serde::Value>,
+    /// Deletes.
+    pub delete: DeleteConfig,
+    /// Maintenance tasks.
+    pub maintenance: MaintenanceConfig,
+    /// Blob download redirects.
+    pub redirect: RedirectConfig,
+    /// Distribution's blob-descriptor cache; accepted and ignored (disco
+    /// keeps its own bounded in-memory caches).
+    pub cache: Option<yaml_serde::Value>,
+}
+
+impl StorageConfig {
+    /// Names of the driver sections present.
+    pub fn drivers(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.filesystem.is_some() {
+            v.push("filesystem");
+        }
+        if self.inmemory.is_some() {
+            v.push("inmemory");
+        }
+        if self.ipfs.is_some() {
+            v.push("ipfs");
+        }
+        if self.s3.is_some() {
+            v.push("s3");
+        }
+        v
+    }
+}
+
+/// `storage.filesystem`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FilesystemConfig {
+    /// Root directory. Default `/var/lib/registry` (Distribution's default).
+    pub rootdirectory: PathBuf,
+    /// Distribution's thread limit; accepted, unused (disco bounds its own
+    /// blocking pool). Default 100.
+    pub maxthreads: u32,
+}
+
+impl Default for FilesystemConfig {
+    fn default() -> Self {
+        Self {
+            rootdirectory: PathBuf::from("/var/lib/registry"),
+            maxthreads: 100,
+        }
+    }
+}
+
+/// `storage.delete`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteConfig {
+    /// Allow deleting blobs and manifests. Default false.
+    pub enabled: bool,
+}
+
+/// `storage.maintenance`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MaintenanceConfig {
+    /// Purging of abandoned uploads.
+    pub uploadpurging: UploadPurgingConfig,
+    /// Read-only mode.
+    pub readonly: ReadOnlyConfig,
+}
+
+/// `storage.maintenance.uploadpurging`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UploadPurgingConfig {
+    /// Default true.
+    pub enabled: bool,
+    /// Uploads older than this are purged. Default `168h`.
+    #[serde(deserialize_with = "duration")]
+    pub age: Duration,
+    /// How often to purge. Default `24h`.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Only log what would be purged. Default false.
+    pub dryrun: bool,
+}
+
+impl Default for UploadPurgingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dryrun: false,
+        }
+    }
+}
+
+/// `storage.maintenance.readonly`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ReadOnlyConfig {
+    /// Refuse every write with 405. Default false.
+    pub enabled: bool,
+}
+
+/// `storage.redirect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RedirectConfig {
+    /// Never redirect blob downloads, even when the driver can. Default false.
+    pub disable: bool,
+}
+
+/// `http`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Listen address, `host:port` or `:port`. Default `:1970`.
+    pub addr: String,
+    /// Distribution's `net` (`tcp` only). Default `tcp`.
+    pub net: String,
+    /// External base URL used in `Location` headers (e.g.
+    /// `https://registry.example.com`). Default none: relative locations.
+    pub host: Option<String>,
+    /// Distribution's URL prefix; only `/` is supported. Default none.
+    pub prefix: Option<String>,
+    /// Distribution's upload-state HMAC secret; unused (disco keeps upload
+    /// state in storage). Default none.
+    pub secret: Option<String>,
+    /// Headers added to every response. Default none.
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// Debug server (metrics, health).
+    pub debug: DebugConfig,
+    /// TLS.
+    pub tls: TlsConfig,
+    /// Seconds to wait for in-flight requests at shutdown. Default `60s`.
+    #[serde(deserialize_with = "duration")]
+    pub draintimeout: Duration,
+    /// Accepted for compatibility (`relativeurls`, `http2`). Default none.
+    pub relativeurls: Option<bool>,
+    /// Accepted for compatibility.
+    pub http2: Option<yaml_serde::Value>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: format!(":{DEFAULT_PORT}"),
+            net: "tcp".into(),
+            host: None,
+            prefix: None,
+            secret: None,
+            headers: BTreeMap::new(),
+            debug: DebugConfig::default(),
+            tls: TlsConfig::default(),
+            draintimeout: Duration::from_secs(60),
+            relativeurls: None,
+            http2: None,
+        }
+    }
+}
+
+/// `http.debug`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DebugConfig {
+    /// Debug server address (`/metrics`, `/debug/health`). Default none
+    /// (no debug server).
+    pub addr: Option<String>,
+    /// Prometheus exposition.
+    pub prometheus: PrometheusConfig,
+}
+
+/// `http.debug.prometheus`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PrometheusConfig {
+    /// Default true when a debug address is set.
+    pub enabled: bool,
+    /// Default `/metrics`.
+    pub path: String,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/metrics".into(),
+        }
+    }
+}
+
+/// `http.tls`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Default none (plain HTTP).
+    pub certificate: Option<PathBuf>,
+    /// PEM private key. Default none.
+    pub key: Option<PathBuf>,
+    /// Accepted for compatibility; client certificates are not checked.
+    pub clientcas: Option<Vec<PathBuf>>,
+    /// Accepted for compatibility.
+    pub minimumtls: Option<String>,
+    /// Accepted for compatibility.
+    pub letsencrypt: Option<yaml_serde::Value>,
+    /// Accepted for compatibility.
+    pub ciphersuites: Option<Vec<String>>,
+}
+
+/// `disco`: the content-addressed image layer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DiscoConfig {
+    /// Never clone repositories by CID from the network; serve only what
+    /// is local. Default false.
+    pub noclone: bool,
+    /// Keep the repository a manifest was pushed to (besides its digest and
+    /// CID repositories). Default true.
+    pub keepnames: bool,
+    /// How long a pull by CID may search the network before answering
+    /// 404. Default `60s`.
+    #[serde(deserialize_with = "duration")]
+    pub clonetimeout: Duration,
+}
+
+impl Default for DiscoConfig {
+    fn default() -> Self {
+        Self {
+            noclone: false,
+            keepnames: true,
+            clonetimeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Deserialises a Go-style duration (`168h`, `10s`, `1m30s`, `500ms`) or
+/// a number of seconds.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `1h30m`, `168h`, `10s`, `250ms`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_end);
+        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let secs = match unit {
+            "ns" => value / 1e9,
+            "us" | "µs" => value / 1e6,
+            "ms" => value / 1e3,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unit {unit:?} (use ns, us, ms, s, m, h)"
+                ));
+            }
+        };
+        total += Duration::from_secs_f64(secs);
+        rest = tail;
+    }
+    Ok(total)
+}
+
+/// Where disco keeps its data by default: `~/.disco`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join(".disco")
+}
+
+/// The config file to read: explicit path, `REGISTRY_CONFIGURATION_PATH`,
+/// or `~/.disco/config.yaml` if it exists.
+pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("REGISTRY_CONFIGURATION_PATH") {
+        return Some(PathBuf::from(p));
+    }
+    let default = data_dir().join("config.yaml");
+    default.exists().then_some(default)
+}
+
+/// A loaded configuration plus the warnings found while loading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Unknown keys and ignored sections, for logging.
+    pub warnings: Vec<String>,
+    /// The file read, if any.
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads from `path` (see [`config_path`]) and the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let path = config_path(explicit);
+        let (text, source_name) = match &path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source: e,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "built-in defaults".to_string()),
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let (config, warnings) = Self::parse(&text, &source_name, &env)?;
+        Ok(Loaded {
+            config,
+            warnings,
+            path,
+        })
+    }
+
+    /// Parses YAML text with environment overrides (`REGISTRY_*` pairs).
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+        env: &[(String, String)],
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut value: yaml_serde::Value = if text.trim().is_empty() {
+            yaml_serde::Value::Mapping(Default::default())
+        } else {
+            yaml_serde::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: source_name.to_string(),
+                message: e.to_string(),
+            })?
+        };
+        if value.is_null() {
+            value = yaml_serde::Value::Mapping(Default::default());
+        }
+        let mut warnings = Vec::new();
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("REGISTRY_") else {
+                continue;
+            };
+            if rest == "CONFIGURATION_PATH" || rest.is_empty() {
+                continue;
+            }
+            let keys: Vec<String> = rest.split('_').map(|s| s.to_ascii_lowercase()).collect();
+            let scalar: yaml_serde::Value =
+                yaml_serde::from_str(v).unwrap_or_else(|_| yaml_serde::Value::String(v.clone()));
+            set_path(&mut value, &keys, scalar);
+        }
+        let mut unknown = Vec::new();
+        let mut on_unknown = |p: serde_ignored::Path| unknown.push(p.to_string());
+        let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+        let config: Config =
+            serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                key: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        warnings.extend(
+            unknown
+                .into_iter()
+                .map(|k| format!("unknown configuration key `{k}` ignored")),
+        );
+        for k in config.unsupported.keys() {
+            if UNSUPPORTED_SECTIONS.contains(&k.as_str()) {
+                warnings.push(format!(
+                    "configuration section `{k}` is not supported by disco and is ignored"
+                ));
+            } else {
+                warnings.push(format!("unknown configuration key `{k}` ignored"));
+            }
+        }
+        config.validate(source_name)?;
+        Ok((config, warnings))
+    }
+
+    fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let drivers = self.storage.drivers();
+        if drivers.len() > 1 {
+            return Err(invalid(
+                "storage",
+                format!(
+                    "more than one storage driver configured: {}",
+                    drivers.join(", ")
+                ),
+            ));
+        }
+        parse_listen_addr(&self.http.addr).map_err(|m| invalid("http.addr", m))?;
+        if let Some(a) = &self.http.debug.addr {
+            parse_listen_addr(a).map_err(|m| invalid("http.debug.addr", m))?;
+        }
+        if self.http.net != "tcp" {
+            return Err(invalid(
+                "http.net",
+                format!("{:?} is not supported (only tcp)", self.http.net),
+            ));
+        }
+        if let Some(p) = &self.http.prefix
+            && !p.trim_matches('/').is_empty()
+        {
+            return Err(invalid(
+                "http.prefix",
+                "URL prefixes are not supported".into(),
+            ));
+        }
+        if self.http.tls.certificate.is_some() != self.http.tls.key.is_some() {
+            return Err(invalid(
+                "http.tls",
+                "certificate and key must both be set".into(),
+            ));
+        }
+        if !matches!(
+            self.log.level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "{:?} is not one of error, warn, info, debug, trace",
+                    self.log.level
+                ),
+            ));
+        }
+        if !matches!(self.log.formatter.as_str(), "text" | "json" | "logstash") {
+            return Err(invalid(
+                "log.formatter",
+                format!("{:?} is not one of text, json", self.log.formatter),
+            ));
+        }
+        if let Some(h) = &self.http.host
+            && !(h.starts_with("http://") || h.starts_with("https://"))
+        {
+            return Err(invalid(
+                "http.host",
+                format!("{h:?} must be an absolute http(s) URL"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `host:port` or `:port` (all interfaces).
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    if let Ok(a) = full.parse() {
+        return Ok(a);
+    }
+    if let Some((host, port)) = full.rsplit_once(':')
+        && host == "localhost"
+        && let Ok(p) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    Err(format!("{s:?} is not host:port or :port"))
+}
+
+fn set_path(value: &mut yaml_serde::Value, keys: &[String], leaf: yaml_serde::Value) {
+    let Some((first, rest)) = keys.split_first() else {
+        *value = leaf;
+        return;
+    };
+    if !value.is_mapping() {
+        *value = yaml_serde::Value::Mapping(Default::default());
+    }
+    if let yaml_serde::Value::Mapping(map) = value {
+        let key = yaml_serde::Value::String(first.clone());
+        let child = map.entry(key).or_insert(yaml_serde::Value::Null);
+        set_path(child, rest, leaf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DISTRIBUTION: &str = r#"
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"#;
+
+    #[test]
+    fn distribution_default_config_loads() {
+        let (c, warnings) = Config::parse(DISTRIBUTION, "t", &[]).unwrap();
+        assert_eq!(
+            c.storage.filesystem.unwrap().rootdirectory,
+            PathBuf::from("/var/lib/registry")
+        );
+        assert_eq!(parse_listen_addr(&c.http.addr).unwrap().port(), 5000);
+        assert_eq!(
+            c.http.headers["X-Content-Type-Options"],
+            vec!["nosniff".to_string()]
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("health")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_and_unknown_keys() {
+        let env = vec![
+            (
+                "REGISTRY_HTTP_ADDR".to_string(),
+                "127.0.0.1:6000".to_string(),
+            ),
+            (
+                "REGISTRY_STORAGE_DELETE_ENABLED".to_string(),
+                "true".to_string(),
+            ),
+            (
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY".to_string(),
+                "/data".to_string(),
+            ),
+        ];
+        let (c, warnings) = Config::parse("http:\n  addr: :1\n  bogus: 1\n", "t", &env).unwrap();
+        assert_eq!(c.http.addr, "127.0.0.1:6000");
+        assert!(c.storage.delete.enabled);
+        assert_eq!(
+            c.storage.filesystem.unwrap().rootdirectory,
+            PathBuf::from("/data")
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("http.bogus")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let err = Config::parse("storage:\n  delete:\n    enabled: maybe\n", "cfg.yml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.delete.enabled"), "{err}");
+        let err = Config::parse("http:\n  addr: nonsense\n", "cfg.yml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.addr"), "{err}");
+        let err = Config::parse(
+            "storage:\n  maintenance:\n    uploadpurging:\n      age: 3 fortnights\n",
+            "c",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("storage.maintenance.uploadpurging.age"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "storage:\n  inmemory: {}\n  filesystem: {rootdirectory: /x}\n",
+            "c",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("more than one storage driver"), "{err}");
+    }
+
+    #[test]
+    fn shipped_default_config_matches_defaults() {
+        let text = include_str!("../config/default-config.yaml");
+        let (c, warnings) = Config::parse(text, "default-config.yaml", &[]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (d, _) = Config::parse("", "t", &[]).unwrap();
+        assert_eq!(
+            format!("{c:?}"),
+            format!("{d:?}").replace("version: None", &format!("version: {:?}", c.version))
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("168h").unwrap(),
+            Duration::from_secs(168 * 3600)
+        );
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn defaults() {
+        let (c, w) = Config::parse("", "t", &[]).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(c.http.addr, ":1970");
+        assert!(c.storage.drivers().is_empty());
+        assert!(c.storage.maintenance.uploadpurging.enabled);
+        assert!(c.disco.keepnames);
+    }
+}

@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod tls;

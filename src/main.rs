@@ -1,3 +1,145 @@
-fn main() {
-    println!("disco {}", env!("CARGO_PKG_VERSION"));
+//! The `disco` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use disco::config::{Config, Loaded};
+use tracing_subscriber::EnvFilter;
+
+/// disco: an OCI container registry whose storage is IPFS.
+#[derive(Parser)]
+#[command(name = "disco", version, about)]
+struct Cli {
+    /// Configuration file (default: $REGISTRY_CONFIGURATION_PATH, then
+    /// ~/.disco/config.yaml if it exists, else built-in defaults).
+    #[arg(long, short, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (the default).
+    Serve {
+        /// Configuration file (Distribution's `registry serve <config>` form).
+        #[arg(value_name = "CONFIG")]
+        path: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and print the warnings.
+    Check {
+        /// The file to check.
+        path: PathBuf,
+    },
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{},hyper=warn,h2=warn,libp2p=warn,aws=warn",
+            config.log.level
+        ))
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    if matches!(config.log.formatter.as_str(), "json" | "logstash") {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    if !config.log.fields.is_empty() {
+        let fields: Vec<String> = config
+            .log
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    yaml_serde::to_string(v).unwrap_or_default().trim()
+                )
+            })
+            .collect();
+        tracing::info!(fields = %fields.join(" "), "log fields");
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<Loaded, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("disco: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Config {
+            command: ConfigCommand::Check { path },
+        }) => match Config::load(Some(&path)) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    println!("warning: {w}");
+                }
+                println!("{}: OK", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("disco: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Serve { path }) => serve(path.or(cli.config)),
+        None => serve(cli.config),
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> ExitCode {
+    let loaded = match load(path.as_deref()) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    init_logging(&loaded.config);
+    match &loaded.path {
+        Some(p) => {
+            tracing::info!(config = %p.display(), version = env!("CARGO_PKG_VERSION"), "starting disco")
+        }
+        None => tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            "starting disco with built-in defaults"
+        ),
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("disco: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(disco::server::run(loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("disco: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -133,10 +133,8 @@ impl StorageDriver for InMemoryDriver {
             if is_dir(&map, path) {
                 return Err(StorageError::InvalidPath(format!("{path} is a directory")));
             }
-            if append {
-                if let Some(f) = map.get(path) {
-                    buf.extend_from_slice(&f.data);
-                }
+            if append && let Some(f) = map.get(path) {
+                buf.extend_from_slice(&f.data);
             }
         }
         Ok(Box::new(MemWriter {
@@ -247,7 +245,7 @@ struct MemWriter {
 }
 
 impl MemWriter {
-    fn store(self: Box<Self>) -> Result<()> {
+    fn store(self) -> Result<()> {
         let mut map = self.files.write();
         check_parents(&map, &self.path)?;
         map.insert(
@@ -273,11 +271,11 @@ impl FileWriter for MemWriter {
     }
 
     async fn close(self: Box<Self>) -> Result<()> {
-        self.store()
+        (*self).store()
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.store()
+        (*self).store()
     }
 
     async fn cancel(self: Box<Self>) -> Result<()> {

@@ -34,7 +34,11 @@ impl Kind {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running registry, killed (by PID) when dropped.
@@ -70,7 +74,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { storage: None, extra: String::new(), env: Vec::new(), kind: Kind::from_env() }
+        Self {
+            storage: None,
+            extra: String::new(),
+            env: Vec::new(),
+            kind: Kind::from_env(),
+        }
     }
 }
 
@@ -83,7 +92,10 @@ impl Registry {
 
     /// Starts a registry with the given options in a fresh temp dir.
     pub fn start_with(opts: Options) -> Self {
-        let temp = tempfile::Builder::new().prefix("disco-it-").tempdir().unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix("disco-it-")
+            .tempdir()
+            .unwrap();
         let dir = temp.path().to_path_buf();
         let mut reg = Self::start_in(&dir, opts);
         reg._temp = Some(temp);
@@ -184,6 +196,13 @@ impl Registry {
         }
     }
 
+    /// Forgets a process that exited and was reaped by the test itself.
+    pub fn forget_process(&mut self) {
+        if let Some(child) = self.child.take() {
+            std::mem::forget(child);
+        }
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -211,10 +230,10 @@ impl Registry {
     fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("registry exited early ({status}); log:\n{}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("registry exited early ({status}); log:\n{}", self.log());
             }
             if http_status(&self.addr, "/v2/") == Some(200) {
                 return;
@@ -239,7 +258,11 @@ pub fn http_status(addr: &SocketAddr, path: &str) -> Option<u16> {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect_timeout(addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).ok()?;
     let line = std::str::from_utf8(&buf[..n]).ok()?;
