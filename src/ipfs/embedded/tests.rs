@@ -430,3 +430,43 @@ async fn blocks_and_corrupt_network_data() {
     assert!(node.block_get(&wanted, None).await.is_err());
     assert!(!node.inner.store.has_sync(&wanted));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_during_writes_keeps_everything_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Arc::new(EmbeddedIpfs::open(config(dir.path())).await.unwrap());
+    // Garbage for the collector to chew on.
+    for i in 0..20u8 {
+        node.add(stream(pattern(300_000, i)), false).await.unwrap();
+    }
+    let writer = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            for i in 0..40usize {
+                let len = 1000 + i * 20_000;
+                node.files_write(
+                    &format!("/w/{i}"),
+                    stream(pattern(len, i as u8)),
+                    CREATE.clone(),
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let mut removed = 0;
+    while !writer.is_finished() {
+        removed += node.gc().await.unwrap().removed;
+    }
+    writer.await.unwrap();
+    removed += node.gc().await.unwrap().removed;
+    assert!(removed >= 20 * 3, "garbage was collected ({removed})");
+    for i in 0..40usize {
+        let len = 1000 + i * 20_000;
+        assert_eq!(
+            read_all(&node, &format!("/w/{i}")).await,
+            pattern(len, i as u8),
+            "file {i}"
+        );
+    }
+}
