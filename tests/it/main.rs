@@ -27,4 +27,5 @@ mod s3_auth;
 mod s3_distribution;
 mod s3_suite;
 mod server;
+mod store_crash;
 mod support;

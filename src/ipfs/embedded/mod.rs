@@ -2,7 +2,18 @@
 //! (storage half), and libp2p networking with bitswap and the Kademlia DHT
 //! (networking half). Both halves meet at the two traits below.
 
+pub mod blockstore;
+pub mod config;
+mod gc;
+mod identity;
+mod mfs;
 pub mod net;
+mod node;
+mod pins;
+
+pub use config::{EmbeddedConfig, GcConfig};
+pub use gc::GcStats;
+pub use node::EmbeddedIpfs;
 
 use std::time::Duration;
 
@@ -41,3 +52,6 @@ pub trait BlockExchange: Send + Sync + 'static {
     /// Connected peers as multiaddrs with `/p2p/<id>`.
     async fn peers(&self) -> Result<Vec<String>>;
 }
+
+#[cfg(test)]
+mod tests;
