@@ -11,7 +11,6 @@ mod api_referrers;
 mod api_tags;
 mod api_uploads;
 mod clients;
-mod compat;
 mod crash;
 mod ipfs_driver;
 mod kubo;
