@@ -122,7 +122,8 @@ pub struct StorageConfig {
     /// Memory driver (everything lost on exit).
     pub inmemory: Option<yaml_serde::Value>,
     /// IPFS storage (Kubo nodes or the embedded node), see the README.
-    pub ipfs: Option<yaml_serde::Value>,
+    /// Also the default when no driver section is present.
+    pub ipfs: Option<crate::storage::ipfs::IpfsStorageConfig>,
     /// S3-compatible object storage, configured as Distribution's `s3`.
     pub s3: Option<yaml_serde::Value>,
     /// Deletes.
@@ -360,59 +361,65 @@ impl Default for DiscoConfig {
     }
 }
 
-/// Deserialises a Go-style duration (`168h`, `10s`, `1m30s`, `500ms`) or
-/// a number of seconds.
+/// Deserialises a duration: a Go-style string (`168h`, `1m30s`, `500ms`,
+/// `1.5s`) or a number of seconds.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
-        Secs(u64),
+        Num(f64),
         Text(String),
     }
     match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Duration::from_secs(s)),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+        Raw::Num(n) => secs_to_duration(n, &n.to_string()),
+        Raw::Text(t) => parse_duration(&t),
     }
+    .map_err(serde::de::Error::custom)
 }
 
-/// Parses `1h30m`, `168h`, `10s`, `250ms`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
+/// Parses a Go-style duration (`1h2m3s`, `500ms`, `1.5s`; units ns, us,
+/// ms, s, m, h, d) or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    if s == "0" {
-        return Ok(Duration::ZERO);
+    if let Ok(secs) = s.parse::<f64>() {
+        return secs_to_duration(secs, text);
     }
-    let mut total = Duration::ZERO;
+    let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest
+        let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let secs = match unit {
-            "ns" => value / 1e9,
-            "us" | "µs" => value / 1e6,
-            "ms" => value / 1e3,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unit {unit:?} (use ns, us, ms, s, m, h)"
-                ));
-            }
+            .ok_or_else(|| format!("duration {text:?} lacks a unit"))?;
+        if num_len == 0 {
+            return Err(format!("invalid duration {text:?}"));
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| format!("invalid number in duration {text:?}"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            other => return Err(format!("unknown unit {other:?} in duration {text:?} (use ns, us, ms, s, m, h, d)")),
         };
-        total += Duration::from_secs_f64(secs);
-        rest = tail;
+        total += value * scale;
+        rest = &rest[unit_len..];
     }
-    Ok(total)
+    secs_to_duration(total, text)
+}
+
+fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Where disco keeps its data by default: `~/.disco`.
@@ -754,7 +761,12 @@ health:
         );
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        for bad in ["5 parsecs", "5x", "s", "", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,6 +8,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Metric, Registry};
 
 /// Labels of request counters.
@@ -104,6 +110,12 @@ impl Metrics {
         self.registry.lock().register(name, help, metric);
     }
 
+    /// Registers values read at each scrape (counters and gauges kept as
+    /// atomics by another component).
+    pub fn register_values(&self, values: ValueSet) {
+        self.registry.lock().register_collector(Box::new(values));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -111,5 +123,61 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+/// Whether a [`ValueSet`] entry is a counter or a gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Only grows (`_total` is appended to the name).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+type ValueFn = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Named values read at scrape time.
+#[derive(Default, Clone)]
+pub struct ValueSet {
+    entries: Vec<(&'static str, &'static str, ValueKind, ValueFn)>,
+}
+
+impl std::fmt::Debug for ValueSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.iter().map(|e| e.0)).finish()
+    }
+}
+
+impl ValueSet {
+    /// Adds a value (`name` without the `disco_` prefix).
+    pub fn add(
+        mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: ValueKind,
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.entries.push((name, help, kind, Arc::new(read)));
+        self
+    }
+}
+
+impl Collector for ValueSet {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, kind, read) in &self.entries {
+            let v = read();
+            match kind {
+                ValueKind::Counter => {
+                    let c = ConstCounter::new(v);
+                    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+                }
+                ValueKind::Gauge => {
+                    let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+                    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+                }
+            }
+        }
+        Ok(())
     }
 }

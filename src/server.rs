@@ -2,7 +2,6 @@
 //! servers until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,9 @@ use crate::registry::{Options, Registry};
 use crate::storage::Driver;
 use crate::storage::filesystem::FilesystemDriver;
 use crate::storage::inmemory::InMemoryDriver;
+use crate::storage::ipfs::backend::IpfsBackend;
+use crate::storage::ipfs::{IpfsDriver, IpfsStorageConfig};
+use crate::storage::s3::{S3Config, S3Driver};
 
 /// Failures that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -51,61 +53,91 @@ pub struct Built {
     pub registry: Arc<Registry>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The storage behind the registry.
+    pub storage: Storage,
 }
 
-/// The default directory of the filesystem store when no storage section
-/// is configured.
-pub fn default_storage_dir() -> PathBuf {
-    crate::config::data_dir().join("registry")
+/// The storage a configuration names.
+pub struct Storage {
+    /// The driver the registry uses.
+    pub driver: Driver,
+    /// The IPFS backend, for `ipfs` storage.
+    pub ipfs: Option<Arc<IpfsBackend>>,
+    /// The `ipfs` driver itself (MFS paths, for the disco layer).
+    pub ipfs_driver: Option<IpfsDriver>,
 }
 
-/// Builds the storage driver named by the configuration.
-pub async fn build_driver(config: &Config) -> Result<Driver, ServerError> {
+impl Storage {
+    fn plain(driver: Driver) -> Self {
+        Self { driver, ipfs: None, ipfs_driver: None }
+    }
+
+    /// Flushes and stops what needs it (the embedded node).
+    pub async fn shutdown(&self) {
+        if let Some(b) = &self.ipfs {
+            b.shutdown().await;
+        }
+    }
+}
+
+/// The `storage.ipfs` section, typed, or the default one (the embedded
+/// node under the data directory) when no driver section is configured.
+pub fn ipfs_config(config: &Config) -> Option<IpfsStorageConfig> {
+    match (&config.storage.ipfs, config.storage.drivers().is_empty()) {
+        (Some(c), _) => Some(c.clone()),
+        (None, true) => Some(IpfsStorageConfig::default()),
+        (None, false) => None,
+    }
+}
+
+/// Opens the storage named by the configuration.
+pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let s = &config.storage;
     if let Some(fs) = &s.filesystem {
         let d = FilesystemDriver::new(&fs.rootdirectory).map_err(|e| {
-            ServerError::Storage(format!(
-                "storage.filesystem.rootdirectory {}: {e}",
-                fs.rootdirectory.display()
-            ))
+            ServerError::Storage(format!("storage.filesystem.rootdirectory {}: {e}", fs.rootdirectory.display()))
         })?;
-        return Ok(Arc::new(d));
+        return Ok(Storage::plain(Arc::new(d)));
     }
     if s.inmemory.is_some() {
-        return Ok(Arc::new(InMemoryDriver::new()));
+        return Ok(Storage::plain(Arc::new(InMemoryDriver::new())));
     }
-    if let Some(v) = &s.ipfs {
-        let d = crate::storage::ipfs::IpfsDriver::from_yaml(v, &crate::config::data_dir())
-            .await
-            .map_err(|e| ServerError::Storage(e.to_string()))?;
-        return Ok(Arc::new(d));
+    if let Some(v) = &s.s3 {
+        let cfg: S3Config = yaml_serde::from_value(v.clone())
+            .map_err(|e| ServerError::Config(format!("storage.s3: {e}")))?;
+        let d = S3Driver::connect(cfg).await.map_err(|e| ServerError::Storage(format!("storage.s3: {e}")))?;
+        return Ok(Storage::plain(Arc::new(d)));
     }
-    if s.s3.is_some() {
-        return Err(ServerError::Config(
-            "storage.s3 is not available in this build yet".into(),
-        ));
+    let Some(mut cfg) = ipfs_config(config) else {
+        return Err(ServerError::Config("no storage driver configured".into()));
+    };
+    let data_dir = crate::config::data_dir();
+    if cfg.spooldirectory.is_none() {
+        cfg.spooldirectory = Some(data_dir.join("ipfs-spool"));
     }
-    let dir = default_storage_dir();
-    let d = FilesystemDriver::new(&dir)
-        .map_err(|e| ServerError::Storage(format!("{}: {e}", dir.display())))?;
-    Ok(Arc::new(d))
+    let backend = Arc::new(IpfsBackend::open(&cfg, &data_dir).await.map_err(ServerError::Storage)?);
+    let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg)
+        .await
+        .map_err(|e| ServerError::Storage(format!("storage.ipfs: {e}")))?;
+    Ok(Storage { driver: Arc::new(driver.clone()), ipfs: Some(backend), ipfs_driver: Some(driver) })
 }
 
 /// Builds the registry and metrics from a configuration.
 pub async fn build(config: &Config) -> Result<Built, ServerError> {
-    let driver = build_driver(config).await?;
-    tracing::info!(driver = driver.name(), "storage ready");
+    let storage = build_storage(config).await?;
+    tracing::info!(driver = storage.driver.name(), "storage ready");
     let options = Options {
         delete_enabled: config.storage.delete.enabled,
         redirect: !config.storage.redirect.disable,
         readonly: config.storage.maintenance.readonly.enabled,
         ..Options::default()
     };
-    let registry = Arc::new(Registry::new(driver, options));
-    Ok(Built {
-        registry,
-        metrics: Arc::new(Metrics::new()),
-    })
+    let registry = Arc::new(Registry::new(storage.driver.clone(), options));
+    let metrics = Arc::new(Metrics::new());
+    if let Some(net) = storage.ipfs.as_ref().and_then(|b| b.network.as_ref()) {
+        metrics.register_values(net.metrics().values());
+    }
+    Ok(Built { registry, metrics, storage })
 }
 
 fn extra_headers(config: &Config) -> Result<http::access_log::ExtraHeaders, ServerError> {
@@ -281,6 +313,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             }
         }
     }
+    built.storage.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -23,10 +23,11 @@ pub fn config(api: &str, spool: &TempDir) -> IpfsStorageConfig {
     IpfsStorageConfig {
         rootdirectory: format!("/disco-{}", uuid::Uuid::new_v4().simple()),
         spooldirectory: Some(spool.path().to_path_buf()),
-        router: KuboConfig {
+        router: Some(KuboConfig {
             networktimeout: Duration::from_secs(10),
             ..KuboConfig::with_nodes([api])
-        },
+        }),
+        ..Default::default()
     }
 }
 
@@ -199,7 +200,7 @@ async fn rename_into_blobs_does_not_reimport() {
     let spool = tempfile::tempdir().unwrap();
     let cfg = config(&daemon.api, &spool);
     let counting = Arc::new(Counting {
-        inner: KuboClient::new(&daemon.api, &cfg.router).unwrap(),
+        inner: KuboClient::new(&daemon.api, cfg.router.as_ref().unwrap()).unwrap(),
         imports: AtomicUsize::new(0),
     });
     let d = IpfsDriver::new(counting.clone(), &cfg).await.unwrap();

@@ -108,7 +108,8 @@ async fn upload_survives_a_daemon_crash() {
     let cfg = IpfsStorageConfig {
         rootdirectory: "/reg".into(),
         spooldirectory: Some(spool.path().to_path_buf()),
-        router: cfg(&daemon.api),
+        router: Some(cfg(&daemon.api)),
+        ..Default::default()
     };
     let d = IpfsDriver::from_config(&cfg).await.unwrap();
     let path = "/docker/registry/v2/repositories/r/_uploads/u/data";
@@ -168,7 +169,8 @@ async fn unresponsive_daemon_times_out() {
         &IpfsStorageConfig {
             rootdirectory: "/slow".into(),
             spooldirectory: Some(spool.path().to_path_buf()),
-            router: kcfg.clone(),
+            router: Some(kcfg.clone()),
+            ..Default::default()
         },
     )
     .await

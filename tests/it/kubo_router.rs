@@ -59,13 +59,14 @@ async fn setup() -> Setup {
     let cfg = IpfsStorageConfig {
         rootdirectory: "/reg".into(),
         spooldirectory: Some(spool.path().to_path_buf()),
-        router: KuboConfig {
+        router: Some(KuboConfig {
             networktimeout: Duration::from_secs(20),
             retrybackoff: Duration::from_millis(20),
             ..KuboConfig::with_nodes(daemons.iter().map(|d| d.api.clone()))
-        },
+        }),
+        ..Default::default()
     };
-    let router = Arc::new(Router::new(&cfg.router).unwrap());
+    let router = Arc::new(Router::new(cfg.router.as_ref().unwrap()).unwrap());
     let driver = IpfsDriver::new(router.clone(), &cfg).await.unwrap();
     Setup {
         daemons,

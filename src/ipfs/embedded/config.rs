@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// `storage.ipfs.embedded`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct EmbeddedConfig {
     /// Data directory: blocks, MFS root, pins and the node identity.
@@ -17,11 +17,11 @@ pub struct EmbeddedConfig {
     pub path: PathBuf,
     /// How often changed MFS directories are written and the root
     /// persisted (also on `files_flush`, GC and shutdown). Default `1s`.
-    #[serde(rename = "flushinterval", with = "duration")]
+    #[serde(rename = "flushinterval", deserialize_with = "crate::config::duration")]
     pub flush_interval: Duration,
     /// How long to wait for one block from the network before
     /// `Timeout`. Default `60s`.
-    #[serde(rename = "fetchtimeout", with = "duration")]
+    #[serde(rename = "fetchtimeout", deserialize_with = "crate::config::duration")]
     pub fetch_timeout: Duration,
     /// Blocks requested at once while fetching a DAG. Default `64`.
     #[serde(rename = "fetchconcurrency")]
@@ -58,14 +58,14 @@ impl EmbeddedConfig {
 }
 
 /// `storage.ipfs.embedded.gc`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct GcConfig {
     /// Run the garbage collector on a schedule. Default `true`.
     pub enabled: bool,
     /// Time between scheduled collections (the first runs one interval
     /// after start). Default `1h`.
-    #[serde(with = "duration")]
+    #[serde(deserialize_with = "crate::config::duration")]
     pub interval: Duration,
 }
 
@@ -74,53 +74,6 @@ impl Default for GcConfig {
         GcConfig {
             enabled: true,
             interval: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// Parses `500ms`, `1s`, `1.5s`, `10m`, `1h`, `2d` or a bare number of
-/// seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return None,
-    };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(f64),
-        Text(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-            Raw::Num(n) => Err(D::Error::custom(format!("invalid duration {n}"))),
-            Raw::Text(t) => super::parse_duration(&t).ok_or_else(|| {
-                D::Error::custom(format!("invalid duration {t:?} (e.g. 500ms, 1s, 10m, 1h)"))
-            }),
         }
     }
 }
@@ -139,9 +92,6 @@ mod tests {
         assert_eq!(c.gc.interval, Duration::from_secs(600));
         assert!(c.gc.enabled && c.verify_reads);
         assert_eq!(c.fetch_timeout, Duration::from_secs(60));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert!(parse_duration("1y").is_none());
         assert!(yaml_serde::from_str::<EmbeddedConfig>("flushinterval: soon\n").is_err());
     }
 }

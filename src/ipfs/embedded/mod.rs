@@ -51,6 +51,10 @@ pub trait BlockExchange: Send + Sync + 'static {
     async fn connect(&self, addr: &str) -> Result<()>;
     /// Connected peers as multiaddrs with `/p2p/<id>`.
     async fn peers(&self) -> Result<Vec<String>>;
+    /// Addresses this node can be reached at (multiaddrs). Default none.
+    fn addresses(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

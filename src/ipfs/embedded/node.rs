@@ -691,7 +691,7 @@ impl Ipfs for EmbeddedIpfs {
     async fn id(&self) -> Result<NodeIdentity> {
         Ok(NodeIdentity {
             peer_id: self.peer_id(),
-            addresses: Vec::new(),
+            addresses: self.exchange().map(|ex| ex.addresses()).unwrap_or_default(),
             agent: format!("disco/{}", env!("CARGO_PKG_VERSION")),
         })
     }

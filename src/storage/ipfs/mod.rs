@@ -14,6 +14,7 @@
 //! - MFS has no atomic replace, so a replace is remove-then-link; per-path
 //!   locks make it atomic for the readers of this process.
 
+pub mod backend;
 pub mod config;
 mod locks;
 pub mod spool;
@@ -119,20 +120,12 @@ impl IpfsDriver {
         })
     }
 
-    /// A driver from the raw `storage.ipfs` YAML section, over its Kubo
-    /// nodes; the spool defaults to `<data_dir>/ipfs-spool`.
-    pub async fn from_yaml(value: &yaml_serde::Value, data_dir: &std::path::Path) -> Result<Self> {
-        let mut cfg: IpfsStorageConfig = yaml_serde::from_value(value.clone())
-            .map_err(|e| StorageError::Other(format!("storage.ipfs: {e}")))?;
-        if cfg.spooldirectory.is_none() {
-            cfg.spooldirectory = Some(data_dir.join("ipfs-spool"));
-        }
-        Self::from_config(&cfg).await
-    }
-
     /// A driver over the Kubo nodes of `cfg.router`.
     pub async fn from_config(cfg: &IpfsStorageConfig) -> Result<Self> {
-        let ipfs = kubo_backend(&cfg.router).map_err(|e| storage_error("/", e))?;
+        let router = cfg.router.as_ref().ok_or_else(|| {
+            StorageError::Other("storage.ipfs.router is not configured".into())
+        })?;
+        let ipfs = kubo_backend(router).map_err(|e| storage_error("/", e))?;
         Self::new(ipfs, cfg).await
     }
 

@@ -338,48 +338,13 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         NumOrStr::Num(n) => return Ok(Duration::from_secs(n)),
         NumOrStr::Str(s) => s,
     };
-    parse_duration(&text).ok_or_else(|| {
+    crate::config::parse_duration(&text).map_err(|_| {
         serde::de::Error::custom(format!(
             "expected a duration such as 20m, 1h30m or 900s, got {text:?}"
         ))
     })
 }
 
-/// Parses Go-style durations (`1h30m`, `900s`, `250ms`) or bare seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "h" => Duration::from_secs(3600),
-            "m" => Duration::from_secs(60),
-            "s" => Duration::from_secs(1),
-            "ms" => Duration::from_millis(1),
-            "us" | "µs" => Duration::from_micros(1),
-            "ns" => Duration::from_nanos(1),
-            _ => return None,
-        };
-        total = total.checked_add(unit.checked_mul(u32::try_from(value).ok()?)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
-}
 
 #[cfg(test)]
 mod tests {
@@ -466,14 +431,4 @@ mod tests {
         assert_eq!(aws.endpoint_url(), None);
     }
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("20m"), Some(Duration::from_secs(1200)));
-        assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
-        for bad in ["", "m", "1x", "1.5h", "-1s", "h1"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The public IPFS bootstrap peers (Kubo's default list), used only with
 /// `public: true`.
@@ -19,7 +19,7 @@ pub const PUBLIC_BOOTSTRAP: &[&str] = &[
 /// Networking of the embedded IPFS node. Every field has a default; an
 /// empty section gives a node that listens on port 4001, finds LAN peers by
 /// mDNS and contacts nobody else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct NetConfig {
     /// Multiaddrs to listen on. Default `["/ip4/0.0.0.0/tcp/4001",
@@ -41,6 +41,7 @@ pub struct NetConfig {
     /// DHT role: `server` (answer queries, be in others' routing tables),
     /// `client` (query only) or `auto` (server once an external address is
     /// confirmed). Default: `server` unless `public` is set, then `auto`.
+    #[serde(rename = "dhtmode")]
     pub dht_mode: Option<DhtMode>,
     /// Discover peers on the local network with mDNS. Default `true`.
     pub mdns: bool,
@@ -52,23 +53,21 @@ pub struct NetConfig {
     /// together with `swarmkey`. Default `false`.
     pub quic: bool,
     /// Most simultaneous connections (inbound plus outbound). Default `512`.
+    #[serde(rename = "maxconnections")]
     pub max_connections: u32,
     /// How often provider records of announced content are republished to
     /// the DHT (Go duration, e.g. `12h`). Default `12h`.
-    #[serde(
-        deserialize_with = "crate::config::duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(rename = "reprovideinterval")]
     pub reprovide_interval: Duration,
     /// How long a connection with no open stream stays up (Go duration).
     /// Default `10m`.
-    #[serde(
-        deserialize_with = "crate::config::duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(rename = "idletimeout")]
     pub idle_timeout: Duration,
     /// Most blocks requested from one peer at a time (pipelining window).
     /// Default `128`.
+    #[serde(rename = "wantwindow")]
     pub want_window: usize,
 }
 
@@ -92,7 +91,7 @@ impl Default for NetConfig {
 }
 
 /// Role of the node in the Kademlia DHT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DhtMode {
     /// Serve DHT queries.
@@ -133,9 +132,6 @@ impl NetConfig {
     }
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}s", d.as_secs()))
-}
 
 #[cfg(test)]
 mod tests {
@@ -152,7 +148,7 @@ mod tests {
     fn keys_parse() {
         let c: NetConfig = yaml_serde::from_str(
             "listen: [/ip4/127.0.0.1/tcp/4010]\nmdns: false\nswarmkey: /etc/disco/swarm.key\n\
-             reprovide_interval: 1h\npublic: true\ndht_mode: client\n",
+             reprovideinterval: 1h\npublic: true\ndhtmode: client\n",
         )
         .unwrap();
         assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/4010"]);
@@ -161,9 +157,9 @@ mod tests {
         assert_eq!(c.bootstrap_peers().len(), PUBLIC_BOOTSTRAP.len());
         assert_eq!(c.effective_dht_mode(), DhtMode::Client);
         assert_eq!(NetConfig::default().effective_dht_mode(), DhtMode::Server);
-        assert!(yaml_serde::from_str::<NetConfig>("reprovide_interval: soon").is_err());
+        assert!(yaml_serde::from_str::<NetConfig>("reprovideinterval: soon").is_err());
         let c: NetConfig =
-            yaml_serde::from_str("idle_timeout: 90s\nreprovide_interval: 1h30m").unwrap();
+            yaml_serde::from_str("idletimeout: 90s\nreprovideinterval: 1h30m").unwrap();
         assert_eq!(c.idle_timeout, Duration::from_secs(90));
         assert_eq!(c.reprovide_interval, Duration::from_secs(5400));
     }

@@ -372,6 +372,10 @@ impl BlockExchange for Network {
         Ok(self.announce(cid, false).await?)
     }
 
+    fn addresses(&self) -> Vec<String> {
+        self.addresses().iter().map(|a| format!("{a}/p2p/{}", self.peer_id())).collect()
+    }
+
     async fn connect(&self, addr: &str) -> Result<()> {
         let ma: Multiaddr = addr
             .parse()

@@ -1,0 +1,64 @@
+//! Opens the IPFS backend `storage.ipfs` names: the Kubo nodes of
+//! `router`, or the embedded node (store plus libp2p networking).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::config::IpfsStorageConfig;
+use super::kubo_backend;
+use crate::ipfs::Ipfs;
+use crate::ipfs::embedded::net::Network;
+use crate::ipfs::embedded::{BlockExchange, EmbeddedIpfs};
+
+/// A running IPFS backend.
+pub struct IpfsBackend {
+    /// The interface the storage driver and the disco layer use.
+    pub ipfs: Arc<dyn Ipfs>,
+    /// The embedded node, when that is the backend.
+    pub embedded: Option<EmbeddedIpfs>,
+    /// Its networking, unless `embedded.listen` is empty (offline).
+    pub network: Option<Network>,
+}
+
+impl IpfsBackend {
+    /// Opens the backend; `data_dir` gives the embedded node's default path.
+    pub async fn open(cfg: &IpfsStorageConfig, data_dir: &Path) -> Result<Self, String> {
+        if let Some(router) = &cfg.router {
+            let ipfs = kubo_backend(router).map_err(|e| format!("storage.ipfs.router: {e}"))?;
+            return Ok(Self { ipfs, embedded: None, network: None });
+        }
+        let mut store_cfg = cfg.embedded.store.clone();
+        if store_cfg.path == crate::ipfs::embedded::EmbeddedConfig::default().path {
+            store_cfg.path = data_dir.join("ipfs");
+        }
+        let node = EmbeddedIpfs::open(store_cfg).await.map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
+        let network = if cfg.embedded.net.listen.is_empty() {
+            tracing::info!("embedded IPFS node is offline (storage.ipfs.embedded.listen is empty)");
+            None
+        } else {
+            let net = Network::start(&cfg.embedded.net, node.keypair().clone(), node.block_store())
+                .await
+                .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
+            node.set_exchange(Arc::new(net.clone()) as Arc<dyn BlockExchange>);
+            tracing::info!(
+                peer = %net.peer_id(),
+                addresses = ?BlockExchange::addresses(&net),
+                "embedded IPFS node online"
+            );
+            Some(net)
+        };
+        Ok(Self { ipfs: Arc::new(node.clone()), embedded: Some(node), network })
+    }
+
+    /// Stops networking and flushes the embedded node.
+    pub async fn shutdown(&self) {
+        if let Some(net) = &self.network {
+            net.shutdown();
+        }
+        if let Some(node) = &self.embedded {
+            if let Err(e) = node.shutdown().await {
+                tracing::error!(error = %e, "flushing the embedded IPFS node failed");
+            }
+        }
+    }
+}
