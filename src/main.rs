@@ -46,7 +46,7 @@ enum ConfigCommand {
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{},hyper=warn,h2=warn,libp2p=warn,aws=warn",
+            "{},hyper=warn,h2=warn,aws=warn,libp2p_kad=error,libp2p_swarm=warn,libp2p_mdns=warn,libp2p_tcp=warn,yamux=warn",
             config.log.level
         ))
     });
