@@ -69,7 +69,11 @@ pub struct Storage {
 
 impl Storage {
     fn plain(driver: Driver) -> Self {
-        Self { driver, ipfs: None, ipfs_driver: None }
+        Self {
+            driver,
+            ipfs: None,
+            ipfs_driver: None,
+        }
     }
 
     /// Flushes and stops what needs it (the embedded node).
@@ -95,7 +99,10 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let s = &config.storage;
     if let Some(fs) = &s.filesystem {
         let d = FilesystemDriver::new(&fs.rootdirectory).map_err(|e| {
-            ServerError::Storage(format!("storage.filesystem.rootdirectory {}: {e}", fs.rootdirectory.display()))
+            ServerError::Storage(format!(
+                "storage.filesystem.rootdirectory {}: {e}",
+                fs.rootdirectory.display()
+            ))
         })?;
         return Ok(Storage::plain(Arc::new(d)));
     }
@@ -105,7 +112,9 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     if let Some(v) = &s.s3 {
         let cfg: S3Config = yaml_serde::from_value(v.clone())
             .map_err(|e| ServerError::Config(format!("storage.s3: {e}")))?;
-        let d = S3Driver::connect(cfg).await.map_err(|e| ServerError::Storage(format!("storage.s3: {e}")))?;
+        let d = S3Driver::connect(cfg)
+            .await
+            .map_err(|e| ServerError::Storage(format!("storage.s3: {e}")))?;
         return Ok(Storage::plain(Arc::new(d)));
     }
     let Some(mut cfg) = ipfs_config(config) else {
@@ -115,11 +124,19 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     if cfg.spooldirectory.is_none() {
         cfg.spooldirectory = Some(data_dir.join("ipfs-spool"));
     }
-    let backend = Arc::new(IpfsBackend::open(&cfg, &data_dir).await.map_err(ServerError::Storage)?);
+    let backend = Arc::new(
+        IpfsBackend::open(&cfg, &data_dir)
+            .await
+            .map_err(ServerError::Storage)?,
+    );
     let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg)
         .await
         .map_err(|e| ServerError::Storage(format!("storage.ipfs: {e}")))?;
-    Ok(Storage { driver: Arc::new(driver.clone()), ipfs: Some(backend), ipfs_driver: Some(driver) })
+    Ok(Storage {
+        driver: Arc::new(driver.clone()),
+        ipfs: Some(backend),
+        ipfs_driver: Some(driver),
+    })
 }
 
 /// Builds the registry and metrics from a configuration.
@@ -137,7 +154,11 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     if let Some(net) = storage.ipfs.as_ref().and_then(|b| b.network.as_ref()) {
         metrics.register_values(net.metrics().values());
     }
-    Ok(Built { registry, metrics, storage })
+    Ok(Built {
+        registry,
+        metrics,
+        storage,
+    })
 }
 
 fn extra_headers(config: &Config) -> Result<http::access_log::ExtraHeaders, ServerError> {
