@@ -55,6 +55,8 @@ pub struct Built {
     pub metrics: Arc<Metrics>,
     /// The storage behind the registry.
     pub storage: Storage,
+    /// The content-addressed image layer (with `ipfs` storage).
+    pub disco: Option<crate::disco::Disco>,
 }
 
 /// The storage a configuration names.
@@ -69,7 +71,11 @@ pub struct Storage {
 
 impl Storage {
     fn plain(driver: Driver) -> Self {
-        Self { driver, ipfs: None, ipfs_driver: None }
+        Self {
+            driver,
+            ipfs: None,
+            ipfs_driver: None,
+        }
     }
 
     /// Flushes and stops what needs it (the embedded node).
@@ -95,7 +101,10 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let s = &config.storage;
     if let Some(fs) = &s.filesystem {
         let d = FilesystemDriver::new(&fs.rootdirectory).map_err(|e| {
-            ServerError::Storage(format!("storage.filesystem.rootdirectory {}: {e}", fs.rootdirectory.display()))
+            ServerError::Storage(format!(
+                "storage.filesystem.rootdirectory {}: {e}",
+                fs.rootdirectory.display()
+            ))
         })?;
         return Ok(Storage::plain(Arc::new(d)));
     }
@@ -105,7 +114,9 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     if let Some(v) = &s.s3 {
         let cfg: S3Config = yaml_serde::from_value(v.clone())
             .map_err(|e| ServerError::Config(format!("storage.s3: {e}")))?;
-        let d = S3Driver::connect(cfg).await.map_err(|e| ServerError::Storage(format!("storage.s3: {e}")))?;
+        let d = S3Driver::connect(cfg)
+            .await
+            .map_err(|e| ServerError::Storage(format!("storage.s3: {e}")))?;
         return Ok(Storage::plain(Arc::new(d)));
     }
     let Some(mut cfg) = ipfs_config(config) else {
@@ -115,11 +126,19 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     if cfg.spooldirectory.is_none() {
         cfg.spooldirectory = Some(data_dir.join("ipfs-spool"));
     }
-    let backend = Arc::new(IpfsBackend::open(&cfg, &data_dir).await.map_err(ServerError::Storage)?);
+    let backend = Arc::new(
+        IpfsBackend::open(&cfg, &data_dir)
+            .await
+            .map_err(ServerError::Storage)?,
+    );
     let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg)
         .await
         .map_err(|e| ServerError::Storage(format!("storage.ipfs: {e}")))?;
-    Ok(Storage { driver: Arc::new(driver.clone()), ipfs: Some(backend), ipfs_driver: Some(driver) })
+    Ok(Storage {
+        driver: Arc::new(driver.clone()),
+        ipfs: Some(backend),
+        ipfs_driver: Some(driver),
+    })
 }
 
 /// Builds the registry and metrics from a configuration.
@@ -132,12 +151,32 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
         readonly: config.storage.maintenance.readonly.enabled,
         ..Options::default()
     };
-    let registry = Arc::new(Registry::new(storage.driver.clone(), options));
+    let mut registry = Registry::new(storage.driver.clone(), options);
     let metrics = Arc::new(Metrics::new());
+    let disco = storage.ipfs_driver.as_ref().map(|d| {
+        let network = storage.ipfs.as_ref().and_then(|b| b.network.clone());
+        crate::disco::Disco::new(
+            config.disco.clone(),
+            storage.driver.clone(),
+            d.clone(),
+            network,
+        )
+    });
+    if let Some(d) = &disco {
+        d.remove_leftovers().await;
+        registry.add_hook(Arc::new(d.clone()));
+        d.metrics().register(&metrics);
+    }
+    let registry = Arc::new(registry);
     if let Some(net) = storage.ipfs.as_ref().and_then(|b| b.network.as_ref()) {
         metrics.register_values(net.metrics().values());
     }
-    Ok(Built { registry, metrics, storage })
+    Ok(Built {
+        registry,
+        metrics,
+        storage,
+        disco,
+    })
 }
 
 fn extra_headers(config: &Config) -> Result<http::access_log::ExtraHeaders, ServerError> {
@@ -163,7 +202,11 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
         metrics: built.metrics.clone(),
         base_url: config.http.host.clone(),
     };
-    let mut router = http::router(state).layer(axum::middleware::from_fn_with_state(
+    let mut router = http::router(state);
+    if let Some(d) = &built.disco {
+        router = router.merge(crate::disco::http::routes(d.clone()));
+    }
+    let mut router = router.layer(axum::middleware::from_fn_with_state(
         extra_headers(config)?,
         http::access_log::headers,
     ));
