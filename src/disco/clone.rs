@@ -14,7 +14,8 @@
 //!    On failure the staging directory is removed.
 //!
 //! Concurrent pulls of one CID share one clone, which runs in its own task
-//! (a client that gives up does not cancel it for the others).
+//! (a client that gives up does not cancel it for the others); at most
+//! [`super::MAX_CLONES`] clones run at once.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -83,6 +84,11 @@ impl Disco {
     }
 
     async fn run_clone(&self, cid: Cid) -> Result<()> {
+        let wait = self.inner.cfg.clonetimeout;
+        let _slot = match tokio::time::timeout(wait, self.inner.clone_slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(DiscoError::Busy(super::MAX_CLONES)),
+        };
         let m = &self.inner.metrics;
         m.clones_started.inc();
         m.clones_in_flight.inc();

@@ -25,6 +25,9 @@ pub enum DiscoError {
         /// What is wrong.
         reason: String,
     },
+    /// Too many clones are running; this one did not get a slot in time.
+    #[error("too many clones in progress ({0} at once); retry later")]
+    Busy(usize),
     /// The IPFS backend failed.
     #[error("IPFS: {0}")]
     Ipfs(#[from] IpfsError),
@@ -66,7 +69,8 @@ impl DiscoError {
                 "cid": cid,
                 "reason": format!("not a valid disco image: {reason}"),
             })),
-            DiscoError::Ipfs(IpfsError::Unavailable(_))
+            DiscoError::Busy(_)
+            | DiscoError::Ipfs(IpfsError::Unavailable(_))
             | DiscoError::Storage(StorageError::Unavailable(_)) => RegistryError::new(
                 ErrorCode::Unavailable,
                 format!("cloning {cid} failed: {self}"),

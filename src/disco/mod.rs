@@ -53,6 +53,8 @@ pub const CID_HEADER: &str = "Disco-Cid";
 pub const STAGING: &str = "/disco/clones";
 /// Storage directory for directories being swapped into place.
 pub const SWAP: &str = "/disco/swap";
+/// Clones running at once; more wait (up to `disco.clonetimeout`).
+pub const MAX_CLONES: usize = 16;
 
 /// The content-addressed image layer: a [`RegistryHook`] plus the
 /// `/disco/v1` endpoints. Cheap to clone.
@@ -68,6 +70,7 @@ struct Inner {
     network: Option<Network>,
     metrics: DiscoMetrics,
     clones: Mutex<HashMap<Cid, clone::SharedClone>>,
+    clone_slots: tokio::sync::Semaphore,
 }
 
 impl Disco {
@@ -88,6 +91,7 @@ impl Disco {
                 network,
                 metrics: DiscoMetrics::default(),
                 clones: Mutex::new(HashMap::new()),
+                clone_slots: tokio::sync::Semaphore::new(MAX_CLONES),
             }),
         }
     }

@@ -177,6 +177,15 @@ fn publish_then_clone_on_a_peer_with_skopeo_and_ctr() {
             .to_string();
         assert!(msg.contains("pull-only"), "{msg}");
     }
+    // Another tag of the same manifest: the PUT answers the CID.
+    let r = a.api.request(
+        "PUT",
+        "/v2/team/app/manifests/v2",
+        &[("Content-Type", images::MT_MANIFEST)],
+        manifest.clone(),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("disco-cid"), Some(cid1.as_str()));
     let r = a.api.get(&format!("/disco/v1/images/{}", "ab".repeat(32)));
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN");
@@ -353,7 +362,7 @@ fn the_same_image_has_the_same_cid_on_every_node_and_backend() {
 }
 
 #[test]
-fn unknown_cid_is_404_after_the_clone_timeout_and_noclone_serves_only_local_images() {
+fn unknown_cid_is_404_after_the_clone_timeout_noclone_and_keepnames_off() {
     let work = tempfile::tempdir().unwrap();
     let img = multi_layer_image(&work.path().join("img"), 4);
     let a = Node::start(NodeOpts {
@@ -362,7 +371,7 @@ fn unknown_cid_is_404_after_the_clone_timeout_and_noclone_serves_only_local_imag
     });
     let n = Node::start(NodeOpts {
         bootstrap: vec![a.peer_addr()],
-        disco: "  noclone: true\n".into(),
+        disco: "  noclone: true\n  keepnames: false\n".into(),
         ..NodeOpts::default()
     });
     let clients = Clients::new(&[a.host(), n.host()]);
@@ -391,9 +400,14 @@ fn unknown_cid_is_404_after_the_clone_timeout_and_noclone_serves_only_local_imag
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN");
     assert_eq!(n.metric("disco_clones_started_total"), 0);
-    // Its own pushes are still published.
+    // Its own pushes are still published; with keepnames off, only under
+    // the digest and the CID.
     push(&clients, &img, &n.host(), "app", "v1");
     assert_eq!(n.published(&img.root.digest).0, cid);
+    assert_eq!(n.api.get("/v2/app/tags/list").status, 404);
+    n.api.assert_same_as_layout(&cid, "latest", &img);
+    n.api
+        .assert_same_as_layout(hex(&img.root.digest), "latest", &img);
 }
 
 #[test]
