@@ -396,9 +396,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if num_len == 0 {
             return Err(format!("invalid duration {text:?}"));
         }
-        let value: f64 = rest[..num_len].parse().map_err(|_| format!("invalid number in duration {text:?}"))?;
+        let value: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("invalid number in duration {text:?}"))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -407,7 +411,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            other => return Err(format!("unknown unit {other:?} in duration {text:?} (use ns, us, ms, s, m, h, d)")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in duration {text:?} (use ns, us, ms, s, m, h, d)"
+                ));
+            }
         };
         total += value * scale;
         rest = &rest[unit_len..];

@@ -145,7 +145,9 @@ pub struct ValueSet {
 
 impl std::fmt::Debug for ValueSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.entries.iter().map(|e| e.0)).finish()
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| e.0))
+            .finish()
     }
 }
 

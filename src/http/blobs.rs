@@ -85,6 +85,30 @@ pub(crate) fn limit_stream(s: ByteStream, len: u64) -> ByteStream {
     }))
 }
 
+/// True if an `If-None-Match` header matches `etag` (or is `*`).
+pub(crate) fn if_none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+        })
+}
+
+/// 304 with the validators a cache needs.
+pub(crate) fn not_modified(etag: &str, digest: &str) -> Response {
+    empty(
+        StatusCode::NOT_MODIFIED,
+        &[
+            ("ETag", etag.to_string()),
+            ("Docker-Content-Digest", digest.to_string()),
+        ],
+    )
+}
+
 fn parse_digest(s: &str) -> ApiResult<Digest> {
     s.parse::<Digest>().map_err(ApiError)
 }
@@ -108,6 +132,10 @@ pub async fn get(
                 ("Docker-Content-Digest", digest.to_string()),
             ],
         ));
+    }
+    let etag = format!("\"{digest}\"");
+    if if_none_match(req.headers(), &etag) {
+        return Ok(not_modified(&etag, &digest.to_string()));
     }
     let range = match parse_range(header_str(req.headers(), "range"), size) {
         Ok(r) => r,
@@ -133,7 +161,7 @@ pub async fn get(
         .header(header::CONTENT_LENGTH, len)
         .header("Docker-Content-Digest", digest.to_string())
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::ETAG, format!("\"{digest}\""))
+        .header(header::ETAG, etag)
         .header(header::CACHE_CONTROL, "max-age=31536000");
     if let Some(r) = range {
         resp = resp.header(

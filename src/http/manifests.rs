@@ -42,6 +42,10 @@ pub async fn get(
             m.media_type
         )));
     }
+    let etag = format!("\"{}\"", m.digest);
+    if super::blobs::if_none_match(req.headers(), &etag) {
+        return Ok(super::blobs::not_modified(&etag, &m.digest.to_string()));
+    }
     let body = if with_body {
         Body::from(m.bytes.clone())
     } else {
@@ -52,7 +56,7 @@ pub async fn get(
         .header(header::CONTENT_TYPE, m.media_type.as_str())
         .header(header::CONTENT_LENGTH, m.bytes.len())
         .header("Docker-Content-Digest", m.digest.to_string())
-        .header(header::ETAG, format!("\"{}\"", m.digest))
+        .header(header::ETAG, etag)
         .body(body)
         .map_err(|e| ApiError(RegistryError::internal(e.to_string())))
 }

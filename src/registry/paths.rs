@@ -123,6 +123,18 @@ pub fn referrers_dir(name: &RepoName, subject: &Digest) -> String {
     )
 }
 
+/// Marker written once the referrers index of a repository covers every
+/// manifest revision (including those written by CNCF Distribution, which
+/// keeps no such index).
+pub fn referrers_marker(name: &RepoName) -> String {
+    format!("{}/_referrers/indexed", repo(name))
+}
+
+/// `repositories/<name>/_manifests/revisions`.
+pub fn revisions_dir(name: &RepoName) -> String {
+    format!("{}/_manifests/revisions", repo(name))
+}
+
 /// Link of one referrer of a subject.
 pub fn referrer_link(name: &RepoName, subject: &Digest, referrer: &Digest) -> String {
     format!(

@@ -25,20 +25,30 @@ impl IpfsBackend {
     pub async fn open(cfg: &IpfsStorageConfig, data_dir: &Path) -> Result<Self, String> {
         if let Some(router) = &cfg.router {
             let ipfs = kubo_backend(router).map_err(|e| format!("storage.ipfs.router: {e}"))?;
-            return Ok(Self { ipfs, embedded: None, network: None });
+            return Ok(Self {
+                ipfs,
+                embedded: None,
+                network: None,
+            });
         }
         let mut store_cfg = cfg.embedded.store.clone();
         if store_cfg.path == crate::ipfs::embedded::EmbeddedConfig::default().path {
             store_cfg.path = data_dir.join("ipfs");
         }
-        let node = EmbeddedIpfs::open(store_cfg).await.map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
+        let node = EmbeddedIpfs::open(store_cfg)
+            .await
+            .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
         let network = if cfg.embedded.net.listen.is_empty() {
             tracing::info!("embedded IPFS node is offline (storage.ipfs.embedded.listen is empty)");
             None
         } else {
-            let net = Network::start(&cfg.embedded.net, node.keypair().clone(), node.block_store())
-                .await
-                .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
+            let net = Network::start(
+                &cfg.embedded.net,
+                node.keypair().clone(),
+                node.block_store(),
+            )
+            .await
+            .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
             node.set_exchange(Arc::new(net.clone()) as Arc<dyn BlockExchange>);
             tracing::info!(
                 peer = %net.peer_id(),
@@ -47,7 +57,11 @@ impl IpfsBackend {
             );
             Some(net)
         };
-        Ok(Self { ipfs: Arc::new(node.clone()), embedded: Some(node), network })
+        Ok(Self {
+            ipfs: Arc::new(node.clone()),
+            embedded: Some(node),
+            network,
+        })
     }
 
     /// Stops networking and flushes the embedded node.
@@ -55,10 +69,10 @@ impl IpfsBackend {
         if let Some(net) = &self.network {
             net.shutdown();
         }
-        if let Some(node) = &self.embedded {
-            if let Err(e) = node.shutdown().await {
-                tracing::error!(error = %e, "flushing the embedded IPFS node failed");
-            }
+        if let Some(node) = &self.embedded
+            && let Err(e) = node.shutdown().await
+        {
+            tracing::error!(error = %e, "flushing the embedded IPFS node failed");
         }
     }
 }

@@ -105,9 +105,13 @@ mod tests {
         assert_eq!(cfg.spool_dir(), PathBuf::from("/tmp/s"));
         assert_eq!(cfg.router, None);
         let cfg: IpfsStorageConfig =
-            yaml_serde::from_str("embedded:\n  mdns: false\n  flushinterval: 2s\n  path: /x\n").unwrap();
+            yaml_serde::from_str("embedded:\n  mdns: false\n  flushinterval: 2s\n  path: /x\n")
+                .unwrap();
         assert!(!cfg.embedded.net.mdns);
-        assert_eq!(cfg.embedded.store.flush_interval, std::time::Duration::from_secs(2));
+        assert_eq!(
+            cfg.embedded.store.flush_interval,
+            std::time::Duration::from_secs(2)
+        );
         assert_eq!(cfg.embedded.store.path, PathBuf::from("/x"));
     }
 }

@@ -122,9 +122,10 @@ impl IpfsDriver {
 
     /// A driver over the Kubo nodes of `cfg.router`.
     pub async fn from_config(cfg: &IpfsStorageConfig) -> Result<Self> {
-        let router = cfg.router.as_ref().ok_or_else(|| {
-            StorageError::Other("storage.ipfs.router is not configured".into())
-        })?;
+        let router = cfg
+            .router
+            .as_ref()
+            .ok_or_else(|| StorageError::Other("storage.ipfs.router is not configured".into()))?;
         let ipfs = kubo_backend(router).map_err(|e| storage_error("/", e))?;
         Self::new(ipfs, cfg).await
     }

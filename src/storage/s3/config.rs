@@ -345,7 +345,6 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +429,4 @@ mod tests {
         let aws = parse("bucket: b\nregion: eu-west-1\n");
         assert_eq!(aws.endpoint_url(), None);
     }
-
 }

@@ -132,7 +132,6 @@ impl NetConfig {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

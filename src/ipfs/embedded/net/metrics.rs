@@ -53,26 +53,77 @@ pub struct NetMetrics {
     pub peers_banned: Counter,
 }
 
+/// Name, help, kind and reader of one exported value.
+type Entry = (
+    &'static str,
+    &'static str,
+    crate::metrics::ValueKind,
+    fn(&NetMetrics) -> u64,
+);
+
 impl NetMetrics {
     /// The counters as Prometheus values (`disco_ipfs_*`).
     pub fn values(self: &std::sync::Arc<Self>) -> crate::metrics::ValueSet {
         use crate::metrics::{ValueKind::*, ValueSet};
         let m = self.clone();
-        let entries: [(&'static str, &'static str, _, fn(&NetMetrics) -> u64); 10] = [
-            ("ipfs_peers", "Connected IPFS peers", Gauge, |m| m.peers.get()),
-            ("ipfs_blocks_sent", "Blocks sent to peers", Counter, |m| m.blocks_sent.get()),
-            ("ipfs_bytes_sent", "Block bytes sent to peers", Counter, |m| m.bytes_sent.get()),
-            ("ipfs_blocks_received", "Wanted blocks received and verified", Counter, |m| m.blocks_received.get()),
-            ("ipfs_bytes_received", "Bytes of wanted blocks received", Counter, |m| m.bytes_received.get()),
-            ("ipfs_blocks_duplicate", "Blocks received twice or unwanted", Counter, |m| m.blocks_duplicate.get()),
-            ("ipfs_blocks_rejected", "Blocks rejected (not matching a wanted CID)", Counter, |m| m.blocks_rejected.get()),
-            ("ipfs_wants_outstanding", "Blocks being waited for", Gauge, |m| m.wants_outstanding.get()),
-            ("ipfs_dht_queries", "DHT queries started", Counter, |m| m.dht_queries.get()),
-            ("ipfs_peers_banned", "Peers banned for sending bad data", Counter, |m| m.peers_banned.get()),
+        let entries: [Entry; 10] = [
+            ("ipfs_peers", "Connected IPFS peers", Gauge, |m| {
+                m.peers.get()
+            }),
+            ("ipfs_blocks_sent", "Blocks sent to peers", Counter, |m| {
+                m.blocks_sent.get()
+            }),
+            (
+                "ipfs_bytes_sent",
+                "Block bytes sent to peers",
+                Counter,
+                |m| m.bytes_sent.get(),
+            ),
+            (
+                "ipfs_blocks_received",
+                "Wanted blocks received and verified",
+                Counter,
+                |m| m.blocks_received.get(),
+            ),
+            (
+                "ipfs_bytes_received",
+                "Bytes of wanted blocks received",
+                Counter,
+                |m| m.bytes_received.get(),
+            ),
+            (
+                "ipfs_blocks_duplicate",
+                "Blocks received twice or unwanted",
+                Counter,
+                |m| m.blocks_duplicate.get(),
+            ),
+            (
+                "ipfs_blocks_rejected",
+                "Blocks rejected (not matching a wanted CID)",
+                Counter,
+                |m| m.blocks_rejected.get(),
+            ),
+            (
+                "ipfs_wants_outstanding",
+                "Blocks being waited for",
+                Gauge,
+                |m| m.wants_outstanding.get(),
+            ),
+            ("ipfs_dht_queries", "DHT queries started", Counter, |m| {
+                m.dht_queries.get()
+            }),
+            (
+                "ipfs_peers_banned",
+                "Peers banned for sending bad data",
+                Counter,
+                |m| m.peers_banned.get(),
+            ),
         ];
-        entries.into_iter().fold(ValueSet::default(), |set, (name, help, kind, read)| {
-            let m = m.clone();
-            set.add(name, help, kind, move || read(&m))
-        })
+        entries
+            .into_iter()
+            .fold(ValueSet::default(), |set, (name, help, kind, read)| {
+                let m = m.clone();
+                set.add(name, help, kind, move || read(&m))
+            })
     }
 }

@@ -373,7 +373,10 @@ impl BlockExchange for Network {
     }
 
     fn addresses(&self) -> Vec<String> {
-        self.addresses().iter().map(|a| format!("{a}/p2p/{}", self.peer_id())).collect()
+        self.addresses()
+            .iter()
+            .map(|a| format!("{a}/p2p/{}", self.peer_id()))
+            .collect()
     }
 
     async fn connect(&self, addr: &str) -> Result<()> {
