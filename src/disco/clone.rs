@@ -41,6 +41,8 @@ pub(crate) type SharedClone = Shared<BoxFuture<'static, Result<(), Arc<DiscoErro
 
 /// Blobs fetched at once by one clone.
 const BLOB_CONCURRENCY: usize = 4;
+/// A large blob's fetch is logged every this many bytes.
+const PROGRESS_EVERY: u64 = 256 * 1024 * 1024;
 /// Largest manifest accepted from the network (the registry's push limit).
 const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
 
@@ -95,7 +97,7 @@ impl Disco {
         let start = Instant::now();
         let text = cid_v1_string(&cid);
         tracing::info!(cid = %text, "cloning image from IPFS");
-        let staging = format!("{STAGING}/{text}");
+        let staging = format!("{STAGING}/{text}-{}", uuid::Uuid::new_v4().simple());
         let r = self.clone_into(cid, &staging).await;
         match self
             .ipfs()
@@ -322,6 +324,9 @@ impl Disco {
                 ));
             }
             self.inner.metrics.bytes_fetched.inc_by(chunk.len() as u64);
+            if size / PROGRESS_EVERY != (size - chunk.len() as u64) / PROGRESS_EVERY {
+                tracing::info!(image = %image, digest = %b.digest, bytes = size, expected = ?expect, "fetching blob");
+            }
             hasher.update(&chunk);
             if keep {
                 kept.extend_from_slice(&chunk);
