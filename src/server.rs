@@ -55,6 +55,8 @@ pub struct Built {
     pub metrics: Arc<Metrics>,
     /// The storage behind the registry.
     pub storage: Storage,
+    /// The content-addressed image layer (with `ipfs` storage).
+    pub disco: Option<crate::disco::Disco>,
 }
 
 /// The storage a configuration names.
@@ -149,8 +151,23 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
         readonly: config.storage.maintenance.readonly.enabled,
         ..Options::default()
     };
-    let registry = Arc::new(Registry::new(storage.driver.clone(), options));
+    let mut registry = Registry::new(storage.driver.clone(), options);
     let metrics = Arc::new(Metrics::new());
+    let disco = storage.ipfs_driver.as_ref().map(|d| {
+        let network = storage.ipfs.as_ref().and_then(|b| b.network.clone());
+        crate::disco::Disco::new(
+            config.disco.clone(),
+            storage.driver.clone(),
+            d.clone(),
+            network,
+        )
+    });
+    if let Some(d) = &disco {
+        d.remove_leftovers().await;
+        registry.add_hook(Arc::new(d.clone()));
+        d.metrics().register(&metrics);
+    }
+    let registry = Arc::new(registry);
     if let Some(net) = storage.ipfs.as_ref().and_then(|b| b.network.as_ref()) {
         metrics.register_values(net.metrics().values());
     }
@@ -158,6 +175,7 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
         registry,
         metrics,
         storage,
+        disco,
     })
 }
 
@@ -184,7 +202,11 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
         metrics: built.metrics.clone(),
         base_url: config.http.host.clone(),
     };
-    let mut router = http::router(state).layer(axum::middleware::from_fn_with_state(
+    let mut router = http::router(state);
+    if let Some(d) = &built.disco {
+        router = router.merge(crate::disco::http::routes(d.clone()));
+    }
+    let mut router = router.layer(axum::middleware::from_fn_with_state(
         extra_headers(config)?,
         http::access_log::headers,
     ));

@@ -1,1 +1,207 @@
-//! Content-addressed images.
+//! Content-addressed images: every image pushed to a normal repository is
+//! published under its manifest digest and an IPFS CID, and any disco on
+//! the same IPFS network can pull it by that CID.
+//!
+//! - Publishing ([`publish`]): on a manifest push by tag, the image's
+//!   repository — its links and `disco.json` ([`json`]) — is built in
+//!   memory as canonical UnixFS ([`layout`]), so its CID is a pure function
+//!   of the image; its blocks are put into IPFS and the directory is copied
+//!   into `repositories/<cid>`. The digest repository
+//!   `repositories/<manifest hex>` gets tags `latest` and `<cid>`
+//!   ([`links`]). The CIDs are provided to the network.
+//! - Cloning ([`clone`]): a pull of `repositories/<cid>` that is not local
+//!   fetches the repository DAG ([`tree`], validated strictly) and every
+//!   blob by CID, verifies each blob against its digest, and only then
+//!   makes the repository visible. Bounded by `disco.clonetimeout`.
+//! - Names ([`names`]): CIDv1 and digest-hex repositories are pull-only.
+//! - HTTP ([`http`]): `GET /disco/v1/images/<digest>`, `GET /disco/v1/node`.
+
+pub mod clone;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod layout;
+pub mod links;
+pub mod metrics;
+pub mod names;
+pub mod publish;
+pub mod tree;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cid::Cid;
+use parking_lot::Mutex;
+
+pub use self::error::DiscoError;
+pub use self::metrics::DiscoMetrics;
+use self::names::NameKind;
+use crate::config::DiscoConfig;
+use crate::ipfs::embedded::net::Network;
+use crate::ipfs::{Ipfs, NodeIdentity, cid_v1_string};
+use crate::registry::hooks::RegistryHook;
+use crate::registry::manifest::Manifest;
+use crate::registry::{Digest, Registry, RegistryError, RepoName};
+use crate::storage::Driver;
+use crate::storage::ipfs::IpfsDriver;
+
+/// Response header carrying the CID an image was published under.
+pub const CID_HEADER: &str = "Disco-Cid";
+/// Storage directory (outside the registry layout) where clones stage
+/// their blobs until the whole image is verified.
+pub const STAGING: &str = "/disco/clones";
+/// Storage directory for directories being swapped into place.
+pub const SWAP: &str = "/disco/swap";
+/// Clones running at once; more wait (up to `disco.clonetimeout`).
+pub const MAX_CLONES: usize = 16;
+
+/// The content-addressed image layer: a [`RegistryHook`] plus the
+/// `/disco/v1` endpoints. Cheap to clone.
+#[derive(Clone)]
+pub struct Disco {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: DiscoConfig,
+    driver: Driver,
+    ipfs: IpfsDriver,
+    network: Option<Network>,
+    metrics: DiscoMetrics,
+    clones: Mutex<HashMap<Cid, clone::SharedClone>>,
+    clone_slots: tokio::sync::Semaphore,
+}
+
+impl Disco {
+    /// The layer over the registry's `driver` and the `ipfs` driver under
+    /// it (often the same driver); `network` is the embedded node's
+    /// networking, if any.
+    pub fn new(
+        cfg: DiscoConfig,
+        driver: Driver,
+        ipfs: IpfsDriver,
+        network: Option<Network>,
+    ) -> Self {
+        Disco {
+            inner: Arc::new(Inner {
+                cfg,
+                driver,
+                ipfs,
+                network,
+                metrics: DiscoMetrics::default(),
+                clones: Mutex::new(HashMap::new()),
+                clone_slots: tokio::sync::Semaphore::new(MAX_CLONES),
+            }),
+        }
+    }
+
+    /// The metrics (register them with the server's registry).
+    pub fn metrics(&self) -> &DiscoMetrics {
+        &self.inner.metrics
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DiscoConfig {
+        &self.inner.cfg
+    }
+
+    fn ipfs(&self) -> &Arc<dyn Ipfs> {
+        self.inner.ipfs.ipfs()
+    }
+
+    /// Removes what an interrupted clone or swap left behind (call once at
+    /// start, before serving).
+    pub async fn remove_leftovers(&self) {
+        for dir in [STAGING, SWAP] {
+            match self
+                .inner
+                .ipfs
+                .ipfs()
+                .files_rm(&self.inner.ipfs.mfs_path(dir), true)
+                .await
+            {
+                Ok(()) => tracing::info!(path = dir, "removed leftovers of an interrupted clone"),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => tracing::warn!(path = dir, error = %e, "cannot remove clone leftovers"),
+            }
+        }
+    }
+
+    /// This node's identity (peer id and addresses).
+    pub async fn node(&self) -> Result<NodeIdentity, DiscoError> {
+        match &self.inner.network {
+            Some(net) => Ok(net.identity()),
+            None => Ok(self.ipfs().id().await?),
+        }
+    }
+}
+
+fn pull_only(name: &RepoName, what: &str) -> RegistryError {
+    RegistryError::denied(format!(
+        "repository {name} is named by {what}: it is a content-addressed image and pull-only; \
+         push to a normal repository name and disco publishes the image under its digest and CID"
+    ))
+    .with_detail(serde_json::json!({ "name": name.as_str() }))
+}
+
+#[async_trait]
+impl RegistryHook for Disco {
+    fn check_push(&self, name: &RepoName) -> crate::registry::Result<()> {
+        match names::classify(name) {
+            NameKind::Cid { .. } => Err(pull_only(name, "an IPFS CID")),
+            NameKind::Digest => Err(pull_only(name, "a manifest digest")),
+            NameKind::Normal => Ok(()),
+        }
+    }
+
+    async fn manifest_pushed(
+        &self,
+        registry: &Registry,
+        name: &RepoName,
+        digest: &Digest,
+        manifest: &Manifest,
+        tags: &[String],
+    ) -> crate::registry::Result<Vec<(String, String)>> {
+        if tags.is_empty() || names::classify(name) != NameKind::Normal {
+            return Ok(Vec::new());
+        }
+        let published = self
+            .publish(registry, name, digest, manifest, tags)
+            .await
+            .map_err(|e| {
+                tracing::error!(repository = %name, %digest, error = %e, "publishing failed");
+                e.publish_response()
+            })?;
+        Ok(vec![(
+            CID_HEADER.to_string(),
+            cid_v1_string(&published.cid),
+        )])
+    }
+
+    async fn manifest_missing(
+        &self,
+        registry: &Registry,
+        name: &RepoName,
+        _reference: &str,
+    ) -> crate::registry::Result<bool> {
+        if self.inner.cfg.noclone {
+            return Ok(false);
+        }
+        let NameKind::Cid {
+            cid,
+            canonical: true,
+        } = names::classify(name)
+        else {
+            return Ok(false);
+        };
+        if registry.repo_exists(name).await? {
+            return Ok(false);
+        }
+        let text = cid_v1_string(&cid);
+        self.clone_image(cid)
+            .await
+            .map_err(|e| e.clone_response(&text))?;
+        Ok(true)
+    }
+}

@@ -12,6 +12,8 @@ mod api_tags;
 mod api_uploads;
 mod clients;
 mod crash;
+mod disco_cid;
+mod disco_support;
 mod ipfs_driver;
 mod kubo;
 mod kubo_failures;

@@ -1,0 +1,378 @@
+//! Cloning an image repository by CID from the IPFS network.
+//!
+//! 1. The repository DAG is fetched and validated ([`super::tree`]) within
+//!    `disco.clonetimeout`; if no peer provides it, the clone fails as not
+//!    found.
+//! 2. Its manifests, then its configs and layers, are streamed by CID,
+//!    hashed while read and checked against their digests (and against the
+//!    sizes the manifests give), then copied into a staging directory
+//!    outside the registry layout. Blobs already stored are skipped. A blob
+//!    stalling longer than the timeout fails the clone as not found.
+//! 3. Only when every blob is verified are they moved into `blobs/`, then
+//!    the repository is copied to `repositories/<cid>` and the digest
+//!    repository written: nothing is visible before the image is whole.
+//!    On failure the staging directory is removed.
+//!
+//! Concurrent pulls of one CID share one clone, which runs in its own task
+//! (a client that gives up does not cancel it for the others); at most
+//! [`super::MAX_CLONES`] clones run at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use cid::Cid;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt, TryStreamExt, stream};
+
+use super::error::{DiscoError, Result};
+use super::json::BlobRef;
+use super::tree::{self, RemoteRepo};
+use super::{Disco, STAGING, links};
+use crate::ipfs::{IpfsError, cid_v1_string};
+use crate::registry::digest::Digester;
+use crate::registry::manifest::{self, Kind};
+use crate::registry::{Digest, paths};
+use crate::storage::StorageDriver;
+
+/// A clone in progress, awaited by every pull of its CID.
+pub(crate) type SharedClone = Shared<BoxFuture<'static, Result<(), Arc<DiscoError>>>>;
+
+/// Blobs fetched at once by one clone.
+const BLOB_CONCURRENCY: usize = 4;
+/// A large blob's fetch is logged every this many bytes.
+const PROGRESS_EVERY: u64 = 256 * 1024 * 1024;
+/// Largest manifest accepted from the network (the registry's push limit).
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
+/// What a clone fetched.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fetched {
+    blobs: u64,
+    bytes: u64,
+}
+
+impl Disco {
+    /// Clones the image repository `cid` into the registry, or waits for
+    /// the clone already running.
+    pub async fn clone_image(&self, cid: Cid) -> Result<(), Arc<DiscoError>> {
+        let fut = {
+            let mut clones = self.inner.clones.lock();
+            match clones.get(&cid) {
+                Some(f) => f.clone(),
+                None => {
+                    let this = self.clone();
+                    let task = tokio::spawn(async move {
+                        let r = this.run_clone(cid).await.map_err(Arc::new);
+                        this.inner.clones.lock().remove(&cid);
+                        r
+                    });
+                    let f: SharedClone = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(Arc::new(DiscoError::Ipfs(IpfsError::Other(format!(
+                                "clone task failed: {e}"
+                            )))))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    clones.insert(cid, f.clone());
+                    f
+                }
+            }
+        };
+        fut.await
+    }
+
+    async fn run_clone(&self, cid: Cid) -> Result<()> {
+        let wait = self.inner.cfg.clonetimeout;
+        let _slot = match tokio::time::timeout(wait, self.inner.clone_slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(DiscoError::Busy(super::MAX_CLONES)),
+        };
+        let m = &self.inner.metrics;
+        m.clones_started.inc();
+        m.clones_in_flight.inc();
+        let start = Instant::now();
+        let text = cid_v1_string(&cid);
+        tracing::info!(cid = %text, "cloning image from IPFS");
+        let staging = format!("{STAGING}/{text}-{}", uuid::Uuid::new_v4().simple());
+        let r = self.clone_into(cid, &staging).await;
+        match self
+            .ipfs()
+            .files_rm(&self.inner.ipfs.mfs_path(&staging), true)
+            .await
+        {
+            Ok(()) | Err(IpfsError::NotFound(_)) => {}
+            Err(e) => tracing::warn!(path = %staging, error = %e, "cannot remove clone staging"),
+        }
+        m.clones_in_flight.dec();
+        match &r {
+            Ok(f) => {
+                m.clones_succeeded.inc();
+                tracing::info!(
+                    cid = %text,
+                    blobs = f.blobs,
+                    bytes = f.bytes,
+                    elapsed = ?start.elapsed(),
+                    "image cloned"
+                );
+            }
+            Err(e) => {
+                m.clones_failed.inc();
+                tracing::warn!(cid = %text, error = %e, elapsed = ?start.elapsed(), "clone failed");
+            }
+        }
+        r.map(|_| ())
+    }
+
+    async fn clone_into(&self, cid: Cid, staging: &str) -> Result<Fetched> {
+        let timeout = self.inner.cfg.clonetimeout;
+        let text = cid_v1_string(&cid);
+        let repo =
+            match tokio::time::timeout(timeout, tree::fetch(&**self.ipfs(), cid, timeout)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(DiscoError::NotFound {
+                        what: format!("image {text}"),
+                        timeout,
+                    });
+                }
+            };
+        tracing::info!(
+            cid = %text,
+            manifest = %repo.files.manifest,
+            blobs = repo.json.blobs.len(),
+            blocks = repo.blocks,
+            "image repository fetched; fetching blobs"
+        );
+        let mut fetched = Fetched::default();
+        let mut staged: Vec<Digest> = Vec::new();
+
+        // Manifests first: they give the sizes of everything else.
+        let repo = &repo;
+        let results: Vec<(Digest, Option<u64>, Bytes)> = stream::iter(repo.files.manifests.clone())
+            .map(|d| async move {
+                let b = blob_ref(repo, cid, &d)?;
+                let (size, bytes) = match self
+                    .fetch_blob(cid, &b, None, MAX_MANIFEST, true, staging)
+                    .await?
+                {
+                    Some((size, bytes)) => (Some(size), bytes),
+                    None => (
+                        None,
+                        self.inner.driver.get_content(&paths::blob_data(&d)).await?,
+                    ),
+                };
+                Ok::<_, DiscoError>((d, size, bytes))
+            })
+            .buffer_unordered(BLOB_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();
+        let manifests: HashSet<&Digest> = repo.files.manifests.iter().collect();
+        let layers: HashSet<&Digest> = repo.files.layers.iter().collect();
+        for (d, size, bytes) in &results {
+            if let Some(size) = size {
+                fetched.blobs += 1;
+                fetched.bytes += size;
+                staged.push(d.clone());
+            }
+            let m = manifest::parse(bytes, None)
+                .map_err(|e| DiscoError::invalid(cid, format!("manifest {d}: {}", e.message)))?;
+            match m.kind {
+                Kind::Image => {
+                    for desc in m.config.iter().chain(&m.layers) {
+                        if layers.contains(&desc.digest) {
+                            sizes.insert(desc.digest.clone(), desc.size);
+                        } else if desc.urls.is_empty() {
+                            return Err(DiscoError::invalid(
+                                cid,
+                                format!("blob {} of manifest {d} is not linked", desc.digest),
+                            ));
+                        }
+                    }
+                }
+                Kind::Index => {
+                    for desc in &m.manifests {
+                        if !manifests.contains(&desc.digest) {
+                            return Err(DiscoError::invalid(
+                                cid,
+                                format!("manifest {} of index {d} is not linked", desc.digest),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Then every config and layer, bounded by the size its manifest gives.
+        let sizes = &sizes;
+        let rest: Vec<Digest> = repo
+            .files
+            .layers
+            .iter()
+            .filter(|d| !manifests.contains(d))
+            .cloned()
+            .collect();
+        let blobs: Vec<(Digest, Option<u64>)> = stream::iter(rest)
+            .map(|d| async move {
+                let b = blob_ref(repo, cid, &d)?;
+                let expect = sizes.get(&d).copied();
+                let limit = expect.unwrap_or(u64::MAX);
+                let got = self
+                    .fetch_blob(cid, &b, expect, limit, false, staging)
+                    .await?;
+                Ok::<_, DiscoError>((d, got.map(|(size, _)| size)))
+            })
+            .buffer_unordered(BLOB_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (d, size) in blobs {
+            if let Some(size) = size {
+                fetched.blobs += 1;
+                fetched.bytes += size;
+                staged.push(d);
+            }
+        }
+
+        // Everything is verified: make it visible.
+        for d in &staged {
+            let data = paths::blob_data(d);
+            let present = match self.inner.driver.stat(&data).await {
+                Ok(info) => !info.is_dir,
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !present {
+                StorageDriver::rename(&self.inner.ipfs, &staged_path(staging, d), &data).await?;
+            }
+        }
+        self.install_repo(&cid).await?;
+        links::write_digest_repo(&self.inner.driver, &repo.files, &cid).await?;
+        let linked: Vec<BlobRef> = repo
+            .json
+            .blobs
+            .iter()
+            .filter(|b| manifests.contains(&b.digest) || layers.contains(&b.digest))
+            .cloned()
+            .collect();
+        self.provide(cid, &linked);
+        Ok(fetched)
+    }
+
+    /// Streams one blob by CID, verifying its digest (and `expect`ed size,
+    /// never reading more than `limit` bytes), and copies it into
+    /// `staging`. Returns `None` if the blob is already stored, else its
+    /// size and (with `keep`) its bytes.
+    async fn fetch_blob(
+        &self,
+        image: Cid,
+        b: &BlobRef,
+        expect: Option<u64>,
+        limit: u64,
+        keep: bool,
+        staging: &str,
+    ) -> Result<Option<(u64, Bytes)>> {
+        match self.inner.driver.stat(&paths::blob_data(&b.digest)).await {
+            Ok(info) if !info.is_dir => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let timeout = self.inner.cfg.clonetimeout;
+        let what = || format!("blob {} ({}) of image {image}", b.digest, b.cid);
+        let not_found = || DiscoError::NotFound {
+            what: what(),
+            timeout,
+        };
+        let ipfs = self.ipfs();
+        let mut s = match tokio::time::timeout(timeout, ipfs.cat(&b.cid, 0, None)).await {
+            Err(_) | Ok(Err(IpfsError::Timeout(_) | IpfsError::NotFound(_))) => {
+                return Err(not_found());
+            }
+            Ok(Err(IpfsError::NotAFile(_))) => {
+                return Err(DiscoError::invalid(
+                    image,
+                    format!("{} is not a file", what()),
+                ));
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(s)) => s,
+        };
+        let mut hasher = Digester::new(b.digest.algorithm());
+        let mut size = 0u64;
+        let mut kept = BytesMut::new();
+        loop {
+            let chunk = match tokio::time::timeout(timeout, s.try_next()).await {
+                Err(_) => return Err(not_found()),
+                Ok(Ok(Some(c))) => c,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
+                    return Err(match e.kind() {
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::NotFound => not_found(),
+                        _ => DiscoError::Ipfs(IpfsError::Other(format!("reading {}: {e}", what()))),
+                    });
+                }
+            };
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(DiscoError::invalid(
+                    image,
+                    format!("{} is larger than {limit} bytes", what()),
+                ));
+            }
+            self.inner.metrics.bytes_fetched.inc_by(chunk.len() as u64);
+            if size / PROGRESS_EVERY != (size - chunk.len() as u64) / PROGRESS_EVERY {
+                tracing::info!(image = %image, digest = %b.digest, bytes = size, expected = ?expect, "fetching blob");
+            }
+            hasher.update(&chunk);
+            if keep {
+                kept.extend_from_slice(&chunk);
+            }
+        }
+        if let Some(e) = expect
+            && e != size
+        {
+            return Err(DiscoError::invalid(
+                image,
+                format!("{} has {size} bytes; its manifest says {e}", what()),
+            ));
+        }
+        let got = hasher.finish();
+        if got != b.digest {
+            return Err(DiscoError::invalid(
+                image,
+                format!("the bytes of {} hash to {got}", what()),
+            ));
+        }
+        let dst = self.inner.ipfs.mfs_path(&staged_path(staging, &b.digest));
+        match ipfs
+            .files_cp(&format!("/ipfs/{}", cid_v1_string(&b.cid)), &dst, true)
+            .await
+        {
+            Ok(()) | Err(IpfsError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.inner.metrics.blobs_fetched.inc();
+        tracing::info!(image = %image, digest = %b.digest, cid = %b.cid, bytes = size, "blob fetched and verified");
+        Ok(Some((size, kept.freeze())))
+    }
+}
+
+/// Where a verified blob waits in `staging`.
+fn staged_path(staging: &str, d: &Digest) -> String {
+    format!("{staging}/{}/{}", d.algorithm().as_str(), d.hex())
+}
+
+fn blob_ref(repo: &RemoteRepo, image: Cid, d: &Digest) -> Result<BlobRef> {
+    let cid = repo
+        .json
+        .cid_of(d)
+        .ok_or_else(|| DiscoError::invalid(image, format!("{d} is not listed in disco.json")))?;
+    Ok(BlobRef {
+        digest: d.clone(),
+        cid: *cid,
+    })
+}

@@ -1,0 +1,111 @@
+//! disco's own endpoints beside `/v2/`:
+//!
+//! - `GET /disco/v1/images/<digest>` (`sha256:<hex>` or bare hex) →
+//!   `{"digest":"sha256:<hex>","cid":"<cid>","blobs":[{"digest","cid"},...]}`
+//!   for an image published or cloned here; 404 `MANIFEST_UNKNOWN` (OCI
+//!   error JSON) otherwise.
+//! - `GET /disco/v1/node` → `{"peerId","addresses":[...],"agent"}`: the
+//!   IPFS node's identity, for peering other nodes with it.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use super::Disco;
+use super::json::{DiscoJson, parse_digest_text};
+use super::layout::DISCO_JSON;
+use super::links::recorded_cids;
+use crate::http::error::ApiError;
+use crate::ipfs::cid_v1_string;
+use crate::registry::{Digest, ErrorCode, RegistryError, paths};
+
+/// The `/disco/v1` routes.
+pub fn routes(disco: Disco) -> Router {
+    Router::new()
+        .route("/disco/v1/images/{digest}", get(image))
+        .route("/disco/v1/node", get(node))
+        .with_state(disco)
+}
+
+fn json_response(value: serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+impl Disco {
+    /// The CID and blob list of the image `digest`, if it was published or
+    /// cloned here.
+    pub async fn image_info(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<(String, DiscoJson)>, RegistryError> {
+        let driver = &self.inner.driver;
+        let cids = recorded_cids(driver, digest)
+            .await
+            .map_err(|e| e.publish_response())?;
+        for cid in cids {
+            let text = cid_v1_string(&cid);
+            let path = format!("{}/{text}/{DISCO_JSON}", paths::REPOSITORIES);
+            match driver.get_content(&path).await {
+                Ok(bytes) => {
+                    let list = DiscoJson::parse(&bytes)
+                        .map_err(|e| RegistryError::internal(format!("{path}: {e}")))?;
+                    return Ok(Some((text, list)));
+                }
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn image(State(disco): State<Disco>, Path(digest): Path<String>) -> Response {
+    let Some(d) = parse_digest_text(&digest) else {
+        return ApiError(RegistryError::digest_invalid(format!(
+            "invalid digest {digest:?}: use sha256:<hex>, sha512:<hex> or the hex alone"
+        )))
+        .into_response();
+    };
+    match disco.image_info(&d).await {
+        Ok(Some((cid, list))) => {
+            let blobs: serde_json::Value =
+                serde_json::from_slice::<serde_json::Value>(&list.to_bytes())
+                    .ok()
+                    .and_then(|mut v| v.get_mut("blobs").map(serde_json::Value::take))
+                    .unwrap_or_else(|| json!([]));
+            json_response(json!({ "digest": d.to_string(), "cid": cid, "blobs": blobs }))
+        }
+        Ok(None) => ApiError(
+            RegistryError::new(
+                ErrorCode::ManifestUnknown,
+                format!("no image with digest {d} has been published or cloned here"),
+            )
+            .with_detail(json!({ "digest": d.to_string() })),
+        )
+        .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn node(State(disco): State<Disco>) -> Response {
+    match disco.node().await {
+        Ok(id) => json_response(json!({
+            "peerId": id.peer_id,
+            "addresses": id.addresses,
+            "agent": id.agent,
+        })),
+        Err(e) => ApiError(RegistryError::new(
+            ErrorCode::Unavailable,
+            format!("the IPFS node cannot be reached: {e}"),
+        ))
+        .into_response(),
+    }
+}
