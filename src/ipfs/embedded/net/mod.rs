@@ -373,10 +373,7 @@ impl BlockExchange for Network {
     }
 
     fn addresses(&self) -> Vec<String> {
-        self.addresses()
-            .iter()
-            .map(|a| format!("{a}/p2p/{}", self.peer_id()))
-            .collect()
+        Network::addresses(self).iter().map(|a| a.to_string()).collect()
     }
 
     async fn connect(&self, addr: &str) -> Result<()> {
