@@ -171,10 +171,10 @@ impl Registry {
 
     /// Points `tag` at `digest`.
     pub async fn tag_manifest(&self, name: &RepoName, tag: &str, digest: &Digest) -> Result<()> {
-        self.write_link(&paths::tag_index_link(name, tag, digest), digest)
-            .await?;
-        self.write_link(&paths::tag_current_link(name, tag), digest)
-            .await
+        // `current` first: a crash in between leaves a resolvable tag with a
+        // missing history entry, never a tag without a target.
+        self.write_link(&paths::tag_current_link(name, tag), digest).await?;
+        self.write_link(&paths::tag_index_link(name, tag, digest), digest).await
     }
 
     /// Checks that the blobs and child manifests of `m` exist in `name`.

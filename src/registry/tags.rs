@@ -1,5 +1,7 @@
 //! Tag listing.
 
+use futures::StreamExt;
+
 use super::error::{RegistryError, Result};
 use super::name::{RepoName, valid_tag};
 use super::{Registry, paths};
@@ -8,7 +10,7 @@ impl Registry {
     /// All tags of `name`, sorted; `NAME_UNKNOWN` if the repository does
     /// not exist.
     pub async fn list_tags(&self, name: &RepoName) -> Result<Vec<String>> {
-        let mut tags: Vec<String> = match self.driver.list(&paths::tags_dir(name)).await {
+        let tags: Vec<String> = match self.driver.list(&paths::tags_dir(name)).await {
             Ok(children) => children
                 .into_iter()
                 .filter_map(|p| p.rsplit('/').next().map(str::to_string))
@@ -23,6 +25,15 @@ impl Registry {
             }
             Err(e) => return Err(e.into()),
         };
+        // A crash can leave a tag directory whose link was never written
+        // (directories are created before the atomic link write): list only
+        // tags that resolve.
+        let checks = tags.into_iter().map(|t| async move {
+            let ok = matches!(self.read_link(&paths::tag_current_link(name, &t)).await, Ok(Some(_)));
+            ok.then_some(t)
+        });
+        let mut tags: Vec<String> =
+            futures::stream::iter(checks).buffer_unordered(16).filter_map(|t| async { t }).collect().await;
         tags.sort_unstable();
         Ok(tags)
     }
