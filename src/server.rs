@@ -12,11 +12,12 @@ use axum::routing::get;
 use futures::FutureExt;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, parse_listen_addr};
+use crate::config::{Config, FilesystemConfig, parse_listen_addr};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::{Options, Registry};
 use crate::storage::Driver;
+use crate::storage::cache::CacheDriver;
 use crate::storage::filesystem::FilesystemDriver;
 use crate::storage::inmemory::InMemoryDriver;
 use crate::storage::ipfs::backend::IpfsBackend;
@@ -67,6 +68,12 @@ pub struct Storage {
     pub ipfs: Option<Arc<IpfsBackend>>,
     /// The `ipfs` driver itself (MFS paths, for the disco layer).
     pub ipfs_driver: Option<IpfsDriver>,
+    /// The secondary store (`storage.ipfs.cache`), when configured; then
+    /// `driver` is this cache driver.
+    pub cache: Option<CacheDriver>,
+    /// True for `ipfs` storage (content-addressed images are published),
+    /// cache-only mode included.
+    pub content_addressed: bool,
 }
 
 impl Storage {
@@ -75,6 +82,8 @@ impl Storage {
             driver,
             ipfs: None,
             ipfs_driver: None,
+            cache: None,
+            content_addressed: false,
         }
     }
 
@@ -96,32 +105,90 @@ pub fn ipfs_config(config: &Config) -> Option<IpfsStorageConfig> {
     }
 }
 
+fn filesystem_driver(fs: &FilesystemConfig, key: &str) -> Result<Driver, ServerError> {
+    let d = FilesystemDriver::new(&fs.rootdirectory).map_err(|e| {
+        ServerError::Storage(format!(
+            "{key}.rootdirectory {}: {e}",
+            fs.rootdirectory.display()
+        ))
+    })?;
+    Ok(Arc::new(d))
+}
+
+async fn s3_driver(v: &yaml_serde::Value, key: &str) -> Result<Driver, ServerError> {
+    let cfg: S3Config = yaml_serde::from_value(v.clone())
+        .map_err(|e| ServerError::Config(format!("{key}: {e}")))?;
+    let d = S3Driver::connect(cfg)
+        .await
+        .map_err(|e| ServerError::Storage(format!("{key}: {e}")))?;
+    Ok(Arc::new(d))
+}
+
+/// The driver of `storage.ipfs.cache`: a mapping with exactly one driver
+/// section (`filesystem`, `s3` or `inmemory`).
+async fn cache_driver(v: &yaml_serde::Value) -> Result<Driver, ServerError> {
+    let bad = |why: String| ServerError::Config(format!("storage.ipfs.cache: {why}"));
+    let map = v
+        .as_mapping()
+        .ok_or_else(|| bad("expected one driver section, e.g. `filesystem: {rootdirectory: ...}` or `s3: {...}`".into()))?;
+    if map.len() != 1 {
+        return Err(bad(format!("expected exactly one driver section, found {}", map.len())));
+    }
+    let (k, v) = map.iter().next().expect("one entry");
+    match k.as_str() {
+        Some("filesystem") => {
+            let fs: FilesystemConfig = yaml_serde::from_value(v.clone())
+                .map_err(|e| bad(format!("filesystem: {e}")))?;
+            filesystem_driver(&fs, "storage.ipfs.cache.filesystem")
+        }
+        Some("s3") => s3_driver(v, "storage.ipfs.cache.s3").await,
+        Some("inmemory") => Ok(Arc::new(InMemoryDriver::new())),
+        other => Err(bad(format!(
+            "unknown driver {other:?} (filesystem, s3 or inmemory)"
+        ))),
+    }
+}
+
 /// Opens the storage named by the configuration.
 pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let s = &config.storage;
     if let Some(fs) = &s.filesystem {
-        let d = FilesystemDriver::new(&fs.rootdirectory).map_err(|e| {
-            ServerError::Storage(format!(
-                "storage.filesystem.rootdirectory {}: {e}",
-                fs.rootdirectory.display()
-            ))
-        })?;
-        return Ok(Storage::plain(Arc::new(d)));
+        return Ok(Storage::plain(filesystem_driver(fs, "storage.filesystem")?));
     }
     if s.inmemory.is_some() {
         return Ok(Storage::plain(Arc::new(InMemoryDriver::new())));
     }
     if let Some(v) = &s.s3 {
-        let cfg: S3Config = yaml_serde::from_value(v.clone())
-            .map_err(|e| ServerError::Config(format!("storage.s3: {e}")))?;
-        let d = S3Driver::connect(cfg)
-            .await
-            .map_err(|e| ServerError::Storage(format!("storage.s3: {e}")))?;
-        return Ok(Storage::plain(Arc::new(d)));
+        return Ok(Storage::plain(s3_driver(v, "storage.s3").await?));
     }
     let Some(mut cfg) = ipfs_config(config) else {
         return Err(ServerError::Config("no storage driver configured".into()));
     };
+    let cache = match &cfg.cache {
+        Some(v) => Some(cache_driver(v).await?),
+        None => None,
+    };
+    if cfg.redirect.is_some() && cache.is_none() {
+        return Err(ServerError::Config(
+            "storage.ipfs.redirect needs storage.ipfs.cache (the base URL serves the cache)".into(),
+        ));
+    }
+    if cfg.cacheonly {
+        let Some(cache) = cache else {
+            return Err(ServerError::Config(
+                "storage.ipfs.cacheonly needs storage.ipfs.cache".into(),
+            ));
+        };
+        tracing::info!("cache-only mode: serving from the cache alone, without IPFS");
+        let c = CacheDriver::new(None, cache, cfg.redirect.clone());
+        return Ok(Storage {
+            driver: Arc::new(c.clone()),
+            ipfs: None,
+            ipfs_driver: None,
+            cache: Some(c),
+            content_addressed: true,
+        });
+    }
     let data_dir = crate::config::data_dir();
     if cfg.spooldirectory.is_none() {
         cfg.spooldirectory = Some(data_dir.join("ipfs-spool"));
@@ -134,10 +201,16 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg)
         .await
         .map_err(|e| ServerError::Storage(format!("storage.ipfs: {e}")))?;
+    let cache = cache.map(|c| CacheDriver::new(Some(Arc::new(driver.clone())), c, cfg.redirect.clone()));
     Ok(Storage {
-        driver: Arc::new(driver.clone()),
+        driver: match &cache {
+            Some(c) => Arc::new(c.clone()),
+            None => Arc::new(driver.clone()),
+        },
         ipfs: Some(backend),
         ipfs_driver: Some(driver),
+        cache,
+        content_addressed: true,
     })
 }
 
@@ -153,15 +226,19 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     };
     let mut registry = Registry::new(storage.driver.clone(), options);
     let metrics = Arc::new(Metrics::new());
-    let disco = storage.ipfs_driver.as_ref().map(|d| {
+    let disco = storage.content_addressed.then(|| {
         let network = storage.ipfs.as_ref().and_then(|b| b.network.clone());
         crate::disco::Disco::new(
             config.disco.clone(),
             storage.driver.clone(),
-            d.clone(),
+            storage.ipfs_driver.clone(),
             network,
+            storage.cache.clone(),
         )
     });
+    if let Some(c) = &storage.cache {
+        c.metrics().register(&metrics);
+    }
     if let Some(d) = &disco {
         d.remove_leftovers().await;
         registry.add_hook(Arc::new(d.clone()));

@@ -100,8 +100,8 @@ impl Disco {
         let staging = format!("{STAGING}/{text}-{}", uuid::Uuid::new_v4().simple());
         let r = self.clone_into(cid, &staging).await;
         match self
-            .ipfs()
-            .files_rm(&self.inner.ipfs.mfs_path(&staging), true)
+            .ipfs()?
+            .files_rm(&self.mfs()?.mfs_path(&staging), true)
             .await
         {
             Ok(()) | Err(IpfsError::NotFound(_)) => {}
@@ -131,7 +131,7 @@ impl Disco {
         let timeout = self.inner.cfg.clonetimeout;
         let text = cid_v1_string(&cid);
         let repo =
-            match tokio::time::timeout(timeout, tree::fetch(&**self.ipfs(), cid, timeout)).await {
+            match tokio::time::timeout(timeout, tree::fetch(&**self.ipfs()?, cid, timeout)).await {
                 Ok(r) => r?,
                 Err(_) => {
                     return Err(DiscoError::NotFound {
@@ -246,11 +246,10 @@ impl Disco {
                 Err(e) => return Err(e.into()),
             };
             if !present {
-                StorageDriver::rename(&self.inner.ipfs, &staged_path(staging, d), &data).await?;
+                StorageDriver::rename(self.mfs()?, &staged_path(staging, d), &data).await?;
             }
         }
         self.install_repo(&cid).await?;
-        links::write_digest_repo(&self.inner.driver, &repo.files, &cid).await?;
         let linked: Vec<BlobRef> = repo
             .json
             .blobs
@@ -258,6 +257,8 @@ impl Disco {
             .filter(|b| manifests.contains(&b.digest) || layers.contains(&b.digest))
             .cloned()
             .collect();
+        self.mirror_to_cache(&cid, &linked).await?;
+        links::write_digest_repo(&self.inner.driver, &repo.files, &cid).await?;
         self.provide(cid, &linked);
         Ok(fetched)
     }
@@ -287,7 +288,7 @@ impl Disco {
             what: what(),
             timeout,
         };
-        let ipfs = self.ipfs();
+        let ipfs = self.ipfs()?;
         let mut s = match tokio::time::timeout(timeout, ipfs.cat(&b.cid, 0, None)).await {
             Err(_) | Ok(Err(IpfsError::Timeout(_) | IpfsError::NotFound(_))) => {
                 return Err(not_found());
@@ -347,7 +348,7 @@ impl Disco {
                 format!("the bytes of {} hash to {got}", what()),
             ));
         }
-        let dst = self.inner.ipfs.mfs_path(&staged_path(staging, &b.digest));
+        let dst = self.mfs()?.mfs_path(&staged_path(staging, &b.digest));
         match ipfs
             .files_cp(&format!("/ipfs/{}", cid_v1_string(&b.cid)), &dst, true)
             .await

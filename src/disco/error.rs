@@ -37,6 +37,10 @@ pub enum DiscoError {
     /// The registry failed.
     #[error("{0}")]
     Registry(#[from] RegistryError),
+    /// The operation needs IPFS and the registry runs from its cache alone
+    /// (`storage.ipfs.cacheonly`).
+    #[error("this registry runs from its cache alone (storage.ipfs.cacheonly): it has no IPFS node")]
+    NoIpfs,
 }
 
 impl DiscoError {

@@ -159,6 +159,25 @@ async fn encode(dir: Dir, sink: Arc<Collect>) -> Result<(Cid, u64)> {
     build_directory(links, &*sink)
 }
 
+/// The repository's files as (relative path, content), the
+/// `_manifests/tags/latest/current/link` file last (a reader that sees the
+/// tag sees a complete repository).
+pub fn file_list(files: &ImageFiles, disco_json: Bytes) -> Vec<(String, Bytes)> {
+    fn walk(dir: Dir, prefix: &str, out: &mut Vec<(String, Bytes)>) {
+        for (name, content) in dir.files {
+            out.push((format!("{prefix}{name}"), content));
+        }
+        for (name, sub) in dir.dirs {
+            walk(sub, &format!("{prefix}{name}/"), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(tree(files, disco_json), "", &mut out);
+    let tag = format!("_manifests/tags/{LATEST}/current/link");
+    out.sort_by_key(|(p, _)| *p == tag);
+    out
+}
+
 /// Builds the image repository for `files` with `disco_json` as its blob
 /// list.
 pub async fn build(files: &ImageFiles, disco_json: Bytes) -> Result<RepoDag> {

@@ -44,6 +44,7 @@ use crate::registry::hooks::RegistryHook;
 use crate::registry::manifest::Manifest;
 use crate::registry::{Digest, Registry, RegistryError, RepoName};
 use crate::storage::Driver;
+use crate::storage::cache::CacheDriver;
 use crate::storage::ipfs::IpfsDriver;
 
 /// Response header carrying the CID an image was published under.
@@ -51,6 +52,9 @@ pub const CID_HEADER: &str = "Disco-Cid";
 /// Storage directory (outside the registry layout) where clones stage
 /// their blobs until the whole image is verified.
 pub const STAGING: &str = "/disco/clones";
+/// Storage directory (outside the registry layout) remembering the
+/// UnixFS CID of each blob in cache-only mode (`<alg>/<hex>` → CID).
+pub const CIDS: &str = "/disco/cids";
 /// Storage directory for directories being swapped into place.
 pub const SWAP: &str = "/disco/swap";
 /// Clones running at once; more wait (up to `disco.clonetimeout`).
@@ -66,8 +70,11 @@ pub struct Disco {
 struct Inner {
     cfg: DiscoConfig,
     driver: Driver,
-    ipfs: IpfsDriver,
+    /// None in cache-only mode.
+    ipfs: Option<IpfsDriver>,
     network: Option<Network>,
+    /// The secondary store mirroring IPFS, if configured.
+    cache: Option<CacheDriver>,
     metrics: DiscoMetrics,
     clones: Mutex<HashMap<Cid, clone::SharedClone>>,
     clone_slots: tokio::sync::Semaphore,
@@ -75,13 +82,15 @@ struct Inner {
 
 impl Disco {
     /// The layer over the registry's `driver` and the `ipfs` driver under
-    /// it (often the same driver); `network` is the embedded node's
-    /// networking, if any.
+    /// it (often the same driver; none in cache-only mode); `network` is
+    /// the embedded node's networking, if any; `cache` the secondary store
+    /// `driver` mirrors IPFS into, if any.
     pub fn new(
         cfg: DiscoConfig,
         driver: Driver,
-        ipfs: IpfsDriver,
+        ipfs: Option<IpfsDriver>,
         network: Option<Network>,
+        cache: Option<CacheDriver>,
     ) -> Self {
         Disco {
             inner: Arc::new(Inner {
@@ -89,6 +98,7 @@ impl Disco {
                 driver,
                 ipfs,
                 network,
+                cache,
                 metrics: DiscoMetrics::default(),
                 clones: Mutex::new(HashMap::new()),
                 clone_slots: tokio::sync::Semaphore::new(MAX_CLONES),
@@ -106,21 +116,24 @@ impl Disco {
         &self.inner.cfg
     }
 
-    fn ipfs(&self) -> &Arc<dyn Ipfs> {
-        self.inner.ipfs.ipfs()
+    /// The `ipfs` driver (an error in cache-only mode).
+    fn mfs(&self) -> Result<&IpfsDriver, DiscoError> {
+        self.inner.ipfs.as_ref().ok_or(DiscoError::NoIpfs)
+    }
+
+    /// The IPFS backend (an error in cache-only mode).
+    fn ipfs(&self) -> Result<&Arc<dyn Ipfs>, DiscoError> {
+        Ok(self.mfs()?.ipfs())
     }
 
     /// Removes what an interrupted clone or swap left behind (call once at
     /// start, before serving).
     pub async fn remove_leftovers(&self) {
+        let Some(mfs) = &self.inner.ipfs else {
+            return;
+        };
         for dir in [STAGING, SWAP] {
-            match self
-                .inner
-                .ipfs
-                .ipfs()
-                .files_rm(&self.inner.ipfs.mfs_path(dir), true)
-                .await
-            {
+            match mfs.ipfs().files_rm(&mfs.mfs_path(dir), true).await {
                 Ok(()) => tracing::info!(path = dir, "removed leftovers of an interrupted clone"),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => tracing::warn!(path = dir, error = %e, "cannot remove clone leftovers"),
@@ -132,7 +145,7 @@ impl Disco {
     pub async fn node(&self) -> Result<NodeIdentity, DiscoError> {
         match &self.inner.network {
             Some(net) => Ok(net.identity()),
-            None => Ok(self.ipfs().id().await?),
+            None => Ok(self.ipfs()?.id().await?),
         }
     }
 }
@@ -185,7 +198,7 @@ impl RegistryHook for Disco {
         name: &RepoName,
         _reference: &str,
     ) -> crate::registry::Result<bool> {
-        if self.inner.cfg.noclone {
+        if self.inner.cfg.noclone || self.inner.ipfs.is_none() {
             return Ok(false);
         }
         let NameKind::Cid {

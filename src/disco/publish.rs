@@ -3,6 +3,7 @@
 //! the digest repository, and providing the CIDs to the network.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
@@ -11,8 +12,10 @@ use futures::{StreamExt, TryStreamExt, stream};
 use super::error::{DiscoError, Result};
 use super::json::{BlobRef, DiscoJson};
 use super::layout::{self, ImageFiles, RepoDag};
-use super::{Disco, SWAP, links};
+use super::{CIDS, Disco, SWAP, links};
+use crate::ipfs::unixfs::{FileImporter, NullSink};
 use crate::ipfs::{IpfsError, cid_v1_string, same_cid, to_v1};
+use crate::storage::StorageError;
 use crate::registry::manifest::{self, Kind, Manifest};
 use crate::registry::{Digest, ErrorCode, Registry, RegistryError, RepoName, paths};
 
@@ -77,23 +80,115 @@ pub async fn collect(registry: &Registry, root: &Digest, m: &Manifest) -> Result
 }
 
 impl Disco {
-    /// The CID of a stored blob: its `data` file in MFS, as CIDv1.
+    /// The CID of a stored blob: its `data` file in MFS, as CIDv1. A blob
+    /// IPFS lost that the cache holds is restored into IPFS first.
     async fn blob_cid(&self, d: &Digest) -> Result<Cid> {
-        let path = self.inner.ipfs.mfs_path(&paths::blob_data(d));
-        match self.ipfs().files_stat(&path).await {
-            Ok(st) => Ok(to_v1(&st.cid)),
-            Err(IpfsError::NotFound(_)) => Err(RegistryError::new(
-                ErrorCode::ManifestBlobUnknown,
-                format!("blob {d} of the image is not stored in IPFS"),
-            )
-            .into()),
-            Err(e) => Err(e.into()),
+        let Some(mfs) = &self.inner.ipfs else {
+            return self.computed_blob_cid(d).await;
+        };
+        let data = paths::blob_data(d);
+        let path = mfs.mfs_path(&data);
+        let mut restored = false;
+        loop {
+            match self.ipfs()?.files_stat(&path).await {
+                Ok(st) => return Ok(to_v1(&st.cid)),
+                Err(IpfsError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match &self.inner.cache {
+                Some(cache) if !restored => match cache.ensure_primary(&data).await {
+                    Ok(_) => restored = true,
+                    Err(e) if e.is_not_found() => break,
+                    Err(e) => return Err(e.into()),
+                },
+                _ => break,
+            }
         }
+        Err(RegistryError::new(
+            ErrorCode::ManifestBlobUnknown,
+            format!("blob {d} of the image is not stored in IPFS"),
+        )
+        .into())
+    }
+
+    /// Cache-only mode: the CID `ipfs add --cid-version=1` gives the blob,
+    /// computed from its bytes (and remembered under [`CIDS`]), so the
+    /// image gets the same CID it would get on IPFS.
+    async fn computed_blob_cid(&self, d: &Digest) -> Result<Cid> {
+        let driver = &self.inner.driver;
+        let memo = format!("{CIDS}/{}/{}", d.algorithm().as_str(), d.hex());
+        match driver.get_content(&memo).await {
+            Ok(b) => {
+                if let Some(cid) = std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| Cid::try_from(s.trim()).ok())
+                {
+                    return Ok(cid);
+                }
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut s = match driver.reader(&paths::blob_data(d), 0).await {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => {
+                return Err(RegistryError::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("blob {d} of the image is not stored"),
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut imp = FileImporter::new(Arc::new(NullSink), 1);
+        while let Some(chunk) = s
+            .try_next()
+            .await
+            .map_err(|e| StorageError::io(&paths::blob_data(d), e))?
+        {
+            imp.push(chunk).await?;
+        }
+        let cid = imp.finish().await?.cid;
+        driver
+            .put_content(&memo, Bytes::from(cid_v1_string(&cid)))
+            .await?;
+        Ok(cid)
+    }
+
+    /// Cache-only mode: writes the image repository's files through the
+    /// driver under `repositories/<root>`.
+    async fn write_repo_files(&self, root: &Cid, files: Vec<(String, Bytes)>) -> Result<()> {
+        let dir = format!("{}/{}", paths::REPOSITORIES, cid_v1_string(root));
+        for (rel, content) in files {
+            self.inner
+                .driver
+                .put_content(&format!("{dir}/{rel}"), content)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the cache hold the whole image: every blob and the image
+    /// repository `root`.
+    pub(crate) async fn mirror_to_cache(&self, root: &Cid, blobs: &[BlobRef]) -> Result<()> {
+        let Some(cache) = &self.inner.cache else {
+            return Ok(());
+        };
+        let data: Vec<String> = blobs.iter().map(|b| paths::blob_data(&b.digest)).collect();
+        stream::iter(data)
+            .map(|p| async move { cache.ensure_cached(&p).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<bool>>()
+            .await?;
+        cache
+            .mirror_tree(&format!("{}/{}", paths::REPOSITORIES, cid_v1_string(root)))
+            .await?;
+        Ok(())
     }
 
     /// Puts every block of `dag` into the backend.
     async fn put_blocks(&self, dag: &RepoDag) -> Result<()> {
-        let ipfs = self.ipfs();
+        let ipfs = self.ipfs()?;
         stream::iter(dag.blocks.clone())
             .map(|(cid, data)| async move {
                 let got = ipfs.block_put(data, cid.codec()).await?;
@@ -113,21 +208,16 @@ impl Disco {
     /// Makes `repositories/<root>` the directory `root` (already in the
     /// backend); an existing directory with another CID is replaced.
     pub(crate) async fn install_repo(&self, root: &Cid) -> Result<()> {
-        let ipfs = self.ipfs();
+        let ipfs = self.ipfs()?;
+        let mfs = self.mfs()?;
         let name = cid_v1_string(root);
-        let target = self
-            .inner
-            .ipfs
-            .mfs_path(&format!("{}/{name}", paths::REPOSITORIES));
+        let target = mfs.mfs_path(&format!("{}/{name}", paths::REPOSITORIES));
         let source = format!("/ipfs/{name}");
         match ipfs.files_stat(&target).await {
             Ok(st) if same_cid(&st.cid, root) => return Ok(()),
             Ok(st) => {
                 tracing::warn!(cid = %name, found = %st.cid, "replacing a damaged image repository");
-                let swap = self
-                    .inner
-                    .ipfs
-                    .mfs_path(&format!("{SWAP}/{}", uuid::Uuid::new_v4().simple()));
+                let swap = mfs.mfs_path(&format!("{SWAP}/{}", uuid::Uuid::new_v4().simple()));
                 ipfs.files_cp(&source, &swap, true).await?;
                 match ipfs.files_rm(&target, true).await {
                     Ok(()) | Err(IpfsError::NotFound(_)) => {}
@@ -157,7 +247,9 @@ impl Disco {
 
     /// Announces `root` and the blobs to the network, in the background.
     pub(crate) fn provide(&self, root: Cid, blobs: &[BlobRef]) {
-        let ipfs = self.ipfs().clone();
+        let Ok(ipfs) = self.ipfs().cloned() else {
+            return;
+        };
         let cids: Vec<Cid> = std::iter::once(root)
             .chain(blobs.iter().map(|b| b.cid))
             .collect();
@@ -196,9 +288,16 @@ impl Disco {
             .await?;
         let json =
             DiscoJson::new(blobs).map_err(|e| DiscoError::Ipfs(IpfsError::Other(e.to_string())))?;
-        let dag = layout::build(&files, Bytes::from(json.to_bytes())).await?;
-        self.put_blocks(&dag).await?;
-        self.install_repo(&dag.root).await?;
+        let json_bytes = Bytes::from(json.to_bytes());
+        let dag = layout::build(&files, json_bytes.clone()).await?;
+        if self.inner.ipfs.is_some() {
+            self.put_blocks(&dag).await?;
+            self.install_repo(&dag.root).await?;
+            self.mirror_to_cache(&dag.root, &json.blobs).await?;
+        } else {
+            self.write_repo_files(&dag.root, layout::file_list(&files, json_bytes))
+                .await?;
+        }
         links::write_digest_repo(&self.inner.driver, &files, &dag.root).await?;
         if !self.inner.cfg.keepnames {
             match self.inner.driver.delete(&paths::repo(name)).await {

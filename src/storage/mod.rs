@@ -7,6 +7,7 @@
 //!
 //! Every driver passes the shared suite in [`testsuite`].
 
+pub mod cache;
 pub mod filesystem;
 pub mod inmemory;
 pub mod ipfs;

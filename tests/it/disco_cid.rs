@@ -31,7 +31,7 @@ fn hex(digest: &str) -> &str {
 
 /// skopeo copy of `layout` to `docker://<host>/<repo>:<tag>`, keeping
 /// digests (all platforms of an index).
-fn push(clients: &Clients, layout: &OciLayout, host: &str, repo: &str, tag: &str) {
+pub(crate) fn push(clients: &Clients, layout: &OciLayout, host: &str, repo: &str, tag: &str) {
     let dest = format!("docker://{host}/{repo}:{tag}");
     let src = layout.reference();
     let mut args = vec!["copy", "--preserve-digests"];
@@ -44,7 +44,7 @@ fn push(clients: &Clients, layout: &OciLayout, host: &str, repo: &str, tag: &str
 
 /// skopeo copy of `<host>/<repo>:latest` into a fresh OCI layout; checks
 /// it equals `want`.
-fn pull_and_compare(clients: &Clients, host: &str, repo: &str, want: &OciLayout, name: &str) {
+pub(crate) fn pull_and_compare(clients: &Clients, host: &str, repo: &str, want: &OciLayout, name: &str) {
     let out = clients.out_dir(name);
     let src = format!("docker://{host}/{repo}:latest");
     let dest = format!("oci:{}:latest", out.display());

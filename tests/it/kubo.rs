@@ -184,6 +184,13 @@ async fn mfs_operations_and_typed_errors() {
         .unwrap_err();
     assert!(matches!(err, IpfsError::AlreadyExists(_)), "{err:?}");
 
+    // The content must be in this daemon first: `cp /ipfs/<cid>` of absent
+    // content would wait for the (offline) network.
+    let added = c
+        .add(bytes_stream(b"hello world\n".to_vec()), false)
+        .await
+        .unwrap();
+    assert_eq!(added.to_string(), HELLO);
     c.files_cp(&format!("/ipfs/{HELLO}"), &format!("{root}/a/f"), false)
         .await
         .unwrap();

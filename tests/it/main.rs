@@ -10,6 +10,7 @@ mod api_names;
 mod api_referrers;
 mod api_tags;
 mod api_uploads;
+mod cache;
 mod clients;
 mod crash;
 mod disco_cid;

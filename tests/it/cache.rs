@@ -1,0 +1,505 @@
+//! The secondary cache over IPFS (issue 7), end to end with skopeo, ctr and
+//! a real S3 server (moto) on 127.0.0.1: the original disco's purge
+//! scenarios (IPFS lost → served from the cache and restored by the next
+//! push; cache lost → refilled from IPFS), blob redirects to presigned S3
+//! URLs and to a `redirect` base URL served by a plain HTTP server,
+//! cache-only mode, and S3 faults (server down, intermittent errors, wrong
+//! credentials).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::disco_cid::{pull_and_compare, push};
+use crate::disco_support::*;
+use crate::support::clients::Clients;
+use crate::support::images::OciLayout;
+use crate::support::registry::free_port;
+use crate::support::s3server::{ACCESS_KEY, FaultProxy, S3Server, SECRET_KEY};
+
+fn hex(digest: &str) -> &str {
+    digest.split_once(':').map_or(digest, |(_, h)| h)
+}
+
+/// The `storage:` body of an embedded node (under `dir`) with `cache`
+/// (YAML of the cache section's body, indented for `cache:`) and `extra`
+/// keys of `storage.ipfs`.
+fn cached_storage(dir: &Path, cache: &str, extra: &str) -> String {
+    format!(
+        "  ipfs:\n    spooldirectory: {spool}\n    embedded:\n      path: {path}\n      listen: [/ip4/127.0.0.1/tcp/0]\n      mdns: false\n    cache:\n{cache}{extra}  delete:\n    enabled: true\n",
+        spool = dir.join("spool").display(),
+        path = dir.join("ipfs").display(),
+    )
+}
+
+fn fs_cache(root: &Path) -> String {
+    format!(
+        "      filesystem:\n        rootdirectory: {}\n",
+        root.display()
+    )
+}
+
+fn s3_cache(endpoint: &str, bucket: &str, access: &str, secret: &str) -> String {
+    format!(
+        "      s3:\n        accesskey: {access}\n        secretkey: {secret}\n        region: us-east-1\n        regionendpoint: {endpoint}\n        forcepathstyle: true\n        bucket: {bucket}\n        secure: false\n        maxattempts: 4\n        rootdirectory: /cache\n"
+    )
+}
+
+/// A node whose storage directory is a fixed temp dir (so the cache and
+/// the IPFS store can be found and purged).
+fn node_in(storage: String) -> Node {
+    Node::start(NodeOpts {
+        storage: Some(storage),
+        ..NodeOpts::default()
+    })
+}
+
+/// A cache root for a node started later, kept for the test.
+fn temp_root(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::Builder::new()
+        .prefix(&format!("disco-it-{name}-"))
+        .tempdir()
+        .unwrap();
+    let p = t.path().to_path_buf();
+    (t, p)
+}
+
+/// The path of a blob's `data` in a filesystem driver rooted at `root`.
+fn fs_blob(root: &Path, digest: &str) -> PathBuf {
+    let h = hex(digest);
+    root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{h}/data",
+        &h[..2]
+    ))
+}
+
+/// Asserts the filesystem cache at `root` holds every blob of `img`, byte
+/// for byte, waiting up to a minute (fills run in the background).
+fn assert_cache_holds(root: &Path, img: &OciLayout) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for d in img.blobs() {
+        let path = fs_blob(root, &d.digest);
+        loop {
+            if let Ok((digest, size)) = crate::support::images::sha256_file(&path)
+                && (digest.as_str(), size) == (d.digest.as_str(), d.size)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cache lacks blob {} at {}",
+                d.digest,
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Sum of a counter over all its label sets.
+fn metric_sum(node: &Node, name: &str) -> u64 {
+    let r = node.debug.get("/metrics");
+    assert_eq!(r.status, 200);
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Stops `node`, runs `f`, starts it again on the same data.
+fn with_node_stopped(node: &mut Node, f: impl FnOnce()) {
+    node.reg.stop();
+    f();
+    node.restart();
+}
+
+#[test]
+fn purge_scenarios_with_a_filesystem_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let img = multi_layer_image(&work.path().join("img"), 21);
+    let (_keep, cache_root) = temp_root("fscache");
+    let (_keep_data, data) = temp_root("fsdata");
+    let mut node = node_in(cached_storage(&data, &fs_cache(&cache_root), ""));
+    let ipfs_dir = data.join("ipfs");
+    let clients = Clients::new(&[node.host()]);
+
+    // Push: IPFS and the cache both hold the image.
+    push(&clients, &img, &node.host(), "team/app", "v1");
+    let (cid, _) = node.published(&img.root.digest);
+    assert_cache_holds(&cache_root, &img);
+    assert!(
+        cache_root
+            .join(format!("docker/registry/v2/repositories/{cid}/disco.json"))
+            .is_file(),
+        "the CID repository is mirrored"
+    );
+
+    // 1. IPFS loses everything: the cache serves the image by CID and by
+    //    digest.
+    with_node_stopped(&mut node, || {
+        std::fs::remove_dir_all(&ipfs_dir).unwrap();
+    });
+    pull_and_compare(&clients, &node.host(), &cid, &img, "from-cache-cid");
+    pull_and_compare(
+        &clients,
+        &node.host(),
+        hex(&img.root.digest),
+        &img,
+        "from-cache-digest",
+    );
+    assert!(node.metric("disco_cache_hits_total") > 0);
+    assert_eq!(node.metric("disco_clones_started_total"), 0);
+
+    // 2. Pushing again restores IPFS: with the cache then purged, the pull
+    //    can only come from IPFS.
+    push(&clients, &img, &node.host(), "team/app", "v2");
+    assert!(
+        node.metric("disco_cache_restores_total") >= img.blobs().len() as u64,
+        "{}",
+        node.log_tail()
+    );
+    with_node_stopped(&mut node, || {
+        std::fs::remove_dir_all(&cache_root).unwrap();
+    });
+    pull_and_compare(&clients, &node.host(), &cid, &img, "from-ipfs");
+    // ... and the misses refill the cache.
+    assert!(node.metric("disco_cache_misses_total") > 0);
+    assert_cache_holds(&cache_root, &img);
+
+    // 3. The cache is purged, the image pushed again: the push alone makes
+    //    the cache whole again.
+    with_node_stopped(&mut node, || {
+        std::fs::remove_dir_all(&cache_root).unwrap();
+    });
+    push(&clients, &img, &node.host(), "team/app", "v3");
+    assert_cache_holds(&cache_root, &img);
+    pull_and_compare(&clients, &node.host(), &cid, &img, "after-repush");
+}
+
+#[test]
+fn s3_cache_redirects_pulls_to_presigned_urls() {
+    let server = S3Server::shared();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bucket = rt.block_on(server.create_bucket());
+    let work = tempfile::tempdir().unwrap();
+    let img = multi_layer_image(&work.path().join("img"), 22);
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_in(cached_storage(
+        dir.path(),
+        &s3_cache(&server.endpoint(), &bucket, ACCESS_KEY, SECRET_KEY),
+        "",
+    ));
+    let clients = Clients::new(&[node.host()]);
+    push(&clients, &img, &node.host(), "team/app", "v1");
+    let (cid, _) = node.published(&img.root.digest);
+
+    // Every blob is in the bucket.
+    let s3 = server.client();
+    for d in img.blobs() {
+        let h = hex(&d.digest);
+        let key = format!("cache/docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2]);
+        let head = rt
+            .block_on(s3.head_object().bucket(&bucket).key(&key).send())
+            .unwrap_or_else(|e| panic!("{key} not in the bucket: {e:?}"));
+        assert_eq!(head.content_length(), Some(d.size as i64));
+    }
+
+    // A blob GET answers 307 to a presigned URL; HEAD answers locally.
+    let layer = &img.image().layers[0].desc;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}/v2/{cid}/blobs/{}", node.reg.url(), layer.digest);
+    let (status, location) = rt.block_on(async {
+        let r = http.get(&url).send().await.unwrap();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), loc.unwrap_or_default())
+    });
+    assert_eq!(status, 307);
+    assert!(location.starts_with(&server.endpoint()), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let fetched = rt.block_on(async {
+        reqwest::get(&location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        crate::support::images::sha256_digest(&fetched),
+        layer.digest
+    );
+    let (status, len) = rt.block_on(async {
+        let r = http.head(&url).send().await.unwrap();
+        (
+            r.status().as_u16(),
+            r.headers()["content-length"].to_str().unwrap().to_string(),
+        )
+    });
+    assert_eq!((status, len), (200, layer.size.to_string()));
+
+    // skopeo and ctr pull through the redirects; the registry itself sends
+    // next to nothing (manifests and redirect answers).
+    let before = metric_sum(&node, "disco_http_response_bytes_total");
+    pull_and_compare(&clients, &node.host(), &cid, &img, "redirected");
+    let ctr = clients.start_containerd();
+    ctr.ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        &format!("{}/{cid}:latest", node.host()),
+    ]);
+    for d in img.blobs() {
+        assert_eq!(ctr.content_digest(&d.digest), (d.digest.clone(), d.size));
+    }
+    let sent = metric_sum(&node, "disco_http_response_bytes_total") - before;
+    let image_bytes: u64 = img.blobs().iter().map(|d| d.size).sum();
+    assert!(
+        sent < image_bytes / 10,
+        "the registry sent {sent} bytes for two pulls of a {image_bytes}-byte image"
+    );
+}
+
+/// `python3 -m http.server` over `root` on 127.0.0.1, killed on drop.
+struct StaticServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl StaticServer {
+    fn start(root: &Path, log: PathBuf) -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("python3 -m http.server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "http.server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        StaticServer { child, port, log }
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn redirect_base_url_serves_blobs_from_the_cache_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let img = multi_layer_image(&work.path().join("img"), 23);
+    let (_keep, cache_root) = temp_root("redir");
+    std::fs::create_dir_all(&cache_root).unwrap();
+    let web = StaticServer::start(&cache_root, work.path().join("http.log"));
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_in(cached_storage(
+        dir.path(),
+        &fs_cache(&cache_root),
+        &format!("    redirect: http://127.0.0.1:{}/\n", web.port),
+    ));
+    let clients = Clients::new(&[node.host()]);
+    push(&clients, &img, &node.host(), "team/app", "v1");
+    let (cid, _) = node.published(&img.root.digest);
+    pull_and_compare(&clients, &node.host(), &cid, &img, "via-base-url");
+    let log = std::fs::read_to_string(&web.log).unwrap();
+    let image = img.image();
+    for d in std::iter::once(&image.config).chain(image.layers.iter().map(|l| &l.desc)) {
+        let h = hex(&d.digest);
+        assert!(
+            log.contains(&format!(
+                "GET /docker/registry/v2/blobs/sha256/{}/{h}/data HTTP/1.1\" 200",
+                &h[..2]
+            )),
+            "blob {} not fetched from the base URL:\n{log}",
+            d.digest
+        );
+    }
+}
+
+#[test]
+fn cache_only_mode_names_images_by_their_ipfs_cid() {
+    let work = tempfile::tempdir().unwrap();
+    let img = multi_layer_image(&work.path().join("img"), 24);
+    let (_keep, cache_root) = temp_root("cacheonly");
+    let only = node_in(format!(
+        "  ipfs:\n    cacheonly: true\n    cache:\n{}  delete:\n    enabled: true\n",
+        fs_cache(&cache_root)
+    ));
+    let ipfs = Node::start(NodeOpts::default());
+    let clients = Clients::new(&[only.host(), ipfs.host()]);
+    push(&clients, &img, &only.host(), "team/app", "v1");
+    push(&clients, &img, &ipfs.host(), "team/app", "v1");
+    let (cid, info) = only.published(&img.root.digest);
+    // The same image gets the same (resolvable) CID with IPFS or without.
+    let (ipfs_cid, ipfs_info) = ipfs.published(&img.root.digest);
+    assert_eq!(cid, ipfs_cid);
+    assert_eq!(info["blobs"], ipfs_info["blobs"]);
+    // No IPFS store was created.
+    assert!(!only.dir.join("ipfs").exists());
+    pull_and_compare(&clients, &only.host(), &cid, &img, "cacheonly-cid");
+    pull_and_compare(
+        &clients,
+        &only.host(),
+        hex(&img.root.digest),
+        &img,
+        "cacheonly-digest",
+    );
+    // A restart keeps it (everything lives in the cache).
+    let mut only = only;
+    only.restart();
+    pull_and_compare(&clients, &only.host(), &cid, &img, "cacheonly-restart");
+    // An unknown CID is a plain 404 (no IPFS to clone from).
+    let r = only
+        .api
+        .get("/v2/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/manifests/latest");
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn s3_faults_cache_down_intermittent_errors_and_wrong_credentials() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let work = tempfile::tempdir().unwrap();
+
+    // Intermittent throttling and 5xx are retried: push and pull succeed.
+    let server = S3Server::shared();
+    let bucket = rt.block_on(server.create_bucket());
+    let proxy = rt.block_on(FaultProxy::start(server.endpoint(), 4));
+    let img = multi_layer_image(&work.path().join("img1"), 25);
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_in(cached_storage(
+        dir.path(),
+        &s3_cache(&proxy.endpoint(), &bucket, ACCESS_KEY, SECRET_KEY),
+        "",
+    ));
+    let clients = Clients::new(&[node.host()]);
+    push(&clients, &img, &node.host(), "team/app", "v1");
+    let (cid, _) = node.published(&img.root.digest);
+    pull_and_compare(&clients, &node.host(), &cid, &img, "flaky");
+    assert!(proxy.injected() > 0, "no fault was injected");
+    drop(node);
+
+    // The S3 server dies: pushes fail cleanly (nothing published), pulls
+    // of what IPFS holds go on.
+    let mut own = S3Server::start();
+    let bucket = rt.block_on(own.create_bucket());
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_in(cached_storage(
+        dir.path(),
+        &s3_cache(&own.endpoint(), &bucket, ACCESS_KEY, SECRET_KEY),
+        "",
+    ));
+    let clients = Clients::new(&[node.host()]);
+    push(&clients, &img, &node.host(), "team/app", "v1");
+    let (cid, _) = node.published(&img.root.digest);
+    own.kill();
+    let other = multi_layer_image(&work.path().join("img2"), 26);
+    let dest = format!("docker://{}/team/other:v1", node.host());
+    clients
+        .skopeo_result(&["copy", &other.reference(), &dest])
+        .failed();
+    let r = node
+        .api
+        .get(&format!("/disco/v1/images/{}", other.root.digest));
+    assert_eq!(r.status, 404, "half-published image");
+    let r = node.api.get("/v2/team/other/manifests/v1");
+    assert_eq!(r.status, 404);
+    // A blob upload answers 503 UNAVAILABLE and stores nothing.
+    let blob = b"a blob pushed while the cache is down".to_vec();
+    let digest = crate::support::images::sha256_digest(&blob);
+    let r = node.api.request(
+        "POST",
+        &format!("/v2/team/other/blobs/uploads/?digest={digest}"),
+        &[("content-type", "application/octet-stream")],
+        blob,
+    );
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["errors"][0]["code"], "UNAVAILABLE");
+    let r = node.api.request(
+        "HEAD",
+        &format!("/v2/team/other/blobs/{digest}"),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(r.status, 404);
+    pull_and_compare(&clients, &node.host(), &cid, &img, "cache-down");
+    drop(node);
+
+    // Wrong credentials: a clear error at start.
+    let secured = S3Server::start();
+    let bucket = rt.block_on(secured.create_bucket());
+    rt.block_on(secured.enable_auth_with_user());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage:\n{}http:\n  addr: 127.0.0.1:{}\n",
+            cached_storage(
+                dir.path(),
+                &s3_cache(&secured.endpoint(), &bucket, "AKIAWRONG", "wrong-secret"),
+                ""
+            ),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_disco"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .env("HOME", dir.path()),
+        Duration::from_secs(120),
+    );
+    assert!(!out.status.success(), "started with wrong S3 credentials");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("storage.ipfs.cache.s3"),
+        "unclear error: {stderr}"
+    );
+}
+
+/// Runs `cmd` to completion, killing it (by PID) after `timeout`.
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "disco still running after {timeout:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
