@@ -128,17 +128,23 @@ async fn s3_driver(v: &yaml_serde::Value, key: &str) -> Result<Driver, ServerErr
 /// section (`filesystem`, `s3` or `inmemory`).
 async fn cache_driver(v: &yaml_serde::Value) -> Result<Driver, ServerError> {
     let bad = |why: String| ServerError::Config(format!("storage.ipfs.cache: {why}"));
-    let map = v
-        .as_mapping()
-        .ok_or_else(|| bad("expected one driver section, e.g. `filesystem: {rootdirectory: ...}` or `s3: {...}`".into()))?;
+    let map = v.as_mapping().ok_or_else(|| {
+        bad(
+            "expected one driver section, e.g. `filesystem: {rootdirectory: ...}` or `s3: {...}`"
+                .into(),
+        )
+    })?;
     if map.len() != 1 {
-        return Err(bad(format!("expected exactly one driver section, found {}", map.len())));
+        return Err(bad(format!(
+            "expected exactly one driver section, found {}",
+            map.len()
+        )));
     }
     let (k, v) = map.iter().next().expect("one entry");
     match k.as_str() {
         Some("filesystem") => {
-            let fs: FilesystemConfig = yaml_serde::from_value(v.clone())
-                .map_err(|e| bad(format!("filesystem: {e}")))?;
+            let fs: FilesystemConfig =
+                yaml_serde::from_value(v.clone()).map_err(|e| bad(format!("filesystem: {e}")))?;
             filesystem_driver(&fs, "storage.ipfs.cache.filesystem")
         }
         Some("s3") => s3_driver(v, "storage.ipfs.cache.s3").await,
@@ -201,7 +207,8 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg)
         .await
         .map_err(|e| ServerError::Storage(format!("storage.ipfs: {e}")))?;
-    let cache = cache.map(|c| CacheDriver::new(Some(Arc::new(driver.clone())), c, cfg.redirect.clone()));
+    let cache =
+        cache.map(|c| CacheDriver::new(Some(Arc::new(driver.clone())), c, cfg.redirect.clone()));
     Ok(Storage {
         driver: match &cache {
             Some(c) => Arc::new(c.clone()),

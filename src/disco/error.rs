@@ -39,7 +39,9 @@ pub enum DiscoError {
     Registry(#[from] RegistryError),
     /// The operation needs IPFS and the registry runs from its cache alone
     /// (`storage.ipfs.cacheonly`).
-    #[error("this registry runs from its cache alone (storage.ipfs.cacheonly): it has no IPFS node")]
+    #[error(
+        "this registry runs from its cache alone (storage.ipfs.cacheonly): it has no IPFS node"
+    )]
     NoIpfs,
 }
 

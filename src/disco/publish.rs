@@ -15,9 +15,9 @@ use super::layout::{self, ImageFiles, RepoDag};
 use super::{CIDS, Disco, SWAP, links};
 use crate::ipfs::unixfs::{FileImporter, NullSink};
 use crate::ipfs::{IpfsError, cid_v1_string, same_cid, to_v1};
-use crate::storage::StorageError;
 use crate::registry::manifest::{self, Kind, Manifest};
 use crate::registry::{Digest, ErrorCode, Registry, RegistryError, RepoName, paths};
+use crate::storage::StorageError;
 
 /// Index nesting followed when collecting an image's manifests.
 const MAX_INDEX_DEPTH: usize = 8;

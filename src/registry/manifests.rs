@@ -173,8 +173,10 @@ impl Registry {
     pub async fn tag_manifest(&self, name: &RepoName, tag: &str, digest: &Digest) -> Result<()> {
         // `current` first: a crash in between leaves a resolvable tag with a
         // missing history entry, never a tag without a target.
-        self.write_link(&paths::tag_current_link(name, tag), digest).await?;
-        self.write_link(&paths::tag_index_link(name, tag, digest), digest).await
+        self.write_link(&paths::tag_current_link(name, tag), digest)
+            .await?;
+        self.write_link(&paths::tag_index_link(name, tag, digest), digest)
+            .await
     }
 
     /// Checks that the blobs and child manifests of `m` exist in `name`.

@@ -29,11 +29,17 @@ impl Registry {
         // (directories are created before the atomic link write): list only
         // tags that resolve.
         let checks = tags.into_iter().map(|t| async move {
-            let ok = matches!(self.read_link(&paths::tag_current_link(name, &t)).await, Ok(Some(_)));
+            let ok = matches!(
+                self.read_link(&paths::tag_current_link(name, &t)).await,
+                Ok(Some(_))
+            );
             ok.then_some(t)
         });
-        let mut tags: Vec<String> =
-            futures::stream::iter(checks).buffer_unordered(16).filter_map(|t| async { t }).collect().await;
+        let mut tags: Vec<String> = futures::stream::iter(checks)
+            .buffer_unordered(16)
+            .filter_map(|t| async { t })
+            .collect()
+            .await;
         tags.sort_unstable();
         Ok(tags)
     }

@@ -59,7 +59,11 @@ impl CacheMetrics {
     /// Registers every counter with `metrics`.
     pub fn register(&self, metrics: &crate::metrics::Metrics) {
         for (name, help, c) in [
-            ("cache_hits", "Storage reads answered by the cache", &self.hits),
+            (
+                "cache_hits",
+                "Storage reads answered by the cache",
+                &self.hits,
+            ),
             (
                 "cache_misses",
                 "Storage reads the cache could not answer (served by IPFS)",
@@ -112,13 +116,7 @@ impl CacheDriver {
     /// cache-only mode); blob downloads redirect to `redirect` + the storage
     /// path when it is set.
     pub fn new(primary: Option<Driver>, cache: Driver, redirect: Option<String>) -> Self {
-        let redirect = redirect.map(|r| {
-            if r.ends_with('/') {
-                r
-            } else {
-                format!("{r}/")
-            }
-        });
+        let redirect = redirect.map(|r| if r.ends_with('/') { r } else { format!("{r}/") });
         CacheDriver {
             inner: Arc::new(Inner {
                 primary,
@@ -242,7 +240,8 @@ async fn is_file(d: &Driver, path: &str) -> Result<bool> {
 /// (`.../blobs/<alg>/<xx>/<hex>/data`), if it is one.
 pub fn blob_path_digest(path: &str) -> Option<Digest> {
     let mut it = path.rsplit('/');
-    let (data, hex, _prefix, alg, blobs) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    let (data, hex, _prefix, alg, blobs) =
+        (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
     if data != "data" || blobs != "blobs" {
         return None;
     }
@@ -453,10 +452,7 @@ impl StorageDriver for CacheDriver {
         let Some(primary) = self.primary() else {
             return self.inner.cache.list(path).await;
         };
-        let (p, c) = tokio::join!(
-            primary.list(path),
-            self.inner.cache.list(path)
-        );
+        let (p, c) = tokio::join!(primary.list(path), self.inner.cache.list(path));
         let c = match c {
             Ok(c) => Some(c),
             Err(e) if e.is_not_found() => None,
@@ -570,9 +566,15 @@ mod tests {
     fn blob_paths_name_their_digest() {
         let p = blob_path(b"x");
         assert_eq!(blob_path_digest(&p), Some(Digest::sha256(b"x")));
-        assert_eq!(blob_path_digest("/docker/registry/v2/blobs/sha256/ab/zz/data"), None);
+        assert_eq!(
+            blob_path_digest("/docker/registry/v2/blobs/sha256/ab/zz/data"),
+            None
+        );
         assert_eq!(blob_path_digest("/a/b"), None);
-        assert_eq!(blob_path_digest("/docker/registry/v2/repositories/a/b/c/data"), None);
+        assert_eq!(
+            blob_path_digest("/docker/registry/v2/repositories/a/b/c/data"),
+            None
+        );
     }
 
     #[tokio::test]
@@ -609,7 +611,9 @@ mod tests {
     async fn blob_fills_are_verified_and_renames_keep_both_complete() {
         let (p, c, d) = pair();
         let good = blob_path(b"layer");
-        p.put_content(&good, Bytes::from_static(b"layer")).await.unwrap();
+        p.put_content(&good, Bytes::from_static(b"layer"))
+            .await
+            .unwrap();
         let s = d.reader(&good, 0).await.unwrap();
         let got: Vec<Bytes> = s.try_collect().await.unwrap();
         assert_eq!(got.concat(), b"layer");
@@ -624,13 +628,17 @@ mod tests {
 
         // Bytes that do not match the path's digest are never copied.
         let bad = blob_path(b"other");
-        p.put_content(&bad, Bytes::from_static(b"corrupt")).await.unwrap();
+        p.put_content(&bad, Bytes::from_static(b"corrupt"))
+            .await
+            .unwrap();
         let err = d.ensure_cached(&bad).await.unwrap_err();
         assert!(err.to_string().contains("hashes to"), "{err}");
         assert!(c.stat(&bad).await.unwrap_err().is_not_found());
 
         // An upload the cache lost is copied when it is moved into place.
-        p.put_content("/up/data", Bytes::from_static(b"zz")).await.unwrap();
+        p.put_content("/up/data", Bytes::from_static(b"zz"))
+            .await
+            .unwrap();
         d.rename("/up/data", "/final/data").await.unwrap();
         assert_eq!(c.get_content("/final/data").await.unwrap(), "zz");
         assert_eq!(p.get_content("/final/data").await.unwrap(), "zz");
@@ -640,10 +648,18 @@ mod tests {
     async fn redirects_only_for_cached_files() {
         let p: Driver = Arc::new(InMemoryDriver::new());
         let c: Driver = Arc::new(InMemoryDriver::new());
-        let d = CacheDriver::new(Some(p.clone()), c.clone(), Some("http://cdn.example/x".into()));
-        p.put_content("/only/primary", Bytes::from_static(b"1")).await.unwrap();
+        let d = CacheDriver::new(
+            Some(p.clone()),
+            c.clone(),
+            Some("http://cdn.example/x".into()),
+        );
+        p.put_content("/only/primary", Bytes::from_static(b"1"))
+            .await
+            .unwrap();
         assert_eq!(d.redirect_url("/only/primary").await.unwrap(), None);
-        d.put_content("/both", Bytes::from_static(b"1")).await.unwrap();
+        d.put_content("/both", Bytes::from_static(b"1"))
+            .await
+            .unwrap();
         assert_eq!(
             d.redirect_url("/both").await.unwrap().as_deref(),
             Some("http://cdn.example/x/both")

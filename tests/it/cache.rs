@@ -386,15 +386,23 @@ fn s3_faults_cache_down_intermittent_errors_and_wrong_credentials() {
     let proxy = rt.block_on(FaultProxy::start(server.endpoint(), 4));
     let img = multi_layer_image(&work.path().join("img1"), 25);
     let dir = tempfile::tempdir().unwrap();
-    let node = node_in(cached_storage(
-        dir.path(),
-        &s3_cache(&proxy.endpoint(), &bucket, ACCESS_KEY, SECRET_KEY),
-        "",
-    ));
+    // Served by the registry (a redirect would send the clients to the
+    // faulty proxy: the presigned URLs name the configured endpoint).
+    let node = node_in(
+        cached_storage(
+            dir.path(),
+            &s3_cache(&proxy.endpoint(), &bucket, ACCESS_KEY, SECRET_KEY),
+            "",
+        ) + "  redirect:\n    disable: true\n",
+    );
     let clients = Clients::new(&[node.host()]);
-    push(&clients, &img, &node.host(), "team/app", "v1");
+    with_log(&node, || {
+        push(&clients, &img, &node.host(), "team/app", "v1")
+    });
     let (cid, _) = node.published(&img.root.digest);
-    pull_and_compare(&clients, &node.host(), &cid, &img, "flaky");
+    with_log(&node, || {
+        pull_and_compare(&clients, &node.host(), &cid, &img, "flaky")
+    });
     assert!(proxy.injected() > 0, "no fault was injected");
     drop(node);
 
@@ -479,6 +487,21 @@ fn s3_faults_cache_down_intermittent_errors_and_wrong_credentials() {
     );
 }
 
+/// Runs `f`; if it panics, panics again with the end of `node`'s log.
+fn with_log<T>(node: &Node, f: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{msg}\n--- registry log\n{}", node.log_tail())
+        }
+    }
+}
+
 /// Runs `cmd` to completion, killing it (by PID) after `timeout`.
 fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::process::Output {
     let mut child = cmd
@@ -502,4 +525,59 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::process::Outpu
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn purge_scenarios_on_the_kubo_backend() {
+    use disco::ipfs::Ipfs;
+    use disco::ipfs::kubo::{KuboClient, KuboConfig};
+
+    let daemon = crate::support::jsipfs::shared();
+    let work = tempfile::tempdir().unwrap();
+    let img = multi_layer_image(&work.path().join("img"), 27);
+    let (_keep, cache_root) = temp_root("kubocache");
+    let (_keep_data, data) = temp_root("kubodata");
+    let root = format!("/disco-cache-{}", uuid::Uuid::new_v4().simple());
+    let mut node = node_in(format!(
+        "  ipfs:\n    rootdirectory: {root}\n    spooldirectory: {spool}\n    router:\n      nodes:\n        - url: {api}\n    cache:\n{cache}  delete:\n    enabled: true\n",
+        spool = data.join("spool").display(),
+        api = daemon.api,
+        cache = fs_cache(&cache_root),
+    ));
+    let clients = Clients::new(&[node.host()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kubo = KuboClient::new(
+        &daemon.api,
+        &KuboConfig {
+            networktimeout: Duration::from_secs(10),
+            ..KuboConfig::with_nodes([daemon.api.as_str()])
+        },
+    )
+    .unwrap();
+
+    push(&clients, &img, &node.host(), "team/app", "v1");
+    let (cid, _) = node.published(&img.root.digest);
+    assert_cache_holds(&cache_root, &img);
+
+    // The registry's MFS tree is removed from the Kubo node: the cache
+    // serves the image; the next push restores the tree.
+    rt.block_on(kubo.files_rm(&root, true)).unwrap();
+    pull_and_compare(&clients, &node.host(), &cid, &img, "kubo-from-cache");
+    push(&clients, &img, &node.host(), "team/app", "v2");
+    let layer = &img.image().layers[0].desc;
+    let h = hex(&layer.digest);
+    let st = rt
+        .block_on(kubo.files_stat(&format!(
+            "{root}/docker/registry/v2/blobs/sha256/{}/{h}/data",
+            &h[..2]
+        )))
+        .expect("the blob is back in MFS");
+    assert_eq!(st.size, layer.size);
+
+    // The cache is removed: the pull comes from Kubo and refills it.
+    with_node_stopped(&mut node, || {
+        std::fs::remove_dir_all(&cache_root).unwrap();
+    });
+    pull_and_compare(&clients, &node.host(), &cid, &img, "kubo-from-ipfs");
+    assert_cache_holds(&cache_root, &img);
 }

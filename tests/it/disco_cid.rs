@@ -44,7 +44,13 @@ pub(crate) fn push(clients: &Clients, layout: &OciLayout, host: &str, repo: &str
 
 /// skopeo copy of `<host>/<repo>:latest` into a fresh OCI layout; checks
 /// it equals `want`.
-pub(crate) fn pull_and_compare(clients: &Clients, host: &str, repo: &str, want: &OciLayout, name: &str) {
+pub(crate) fn pull_and_compare(
+    clients: &Clients,
+    host: &str,
+    repo: &str,
+    want: &OciLayout,
+    name: &str,
+) {
     let out = clients.out_dir(name);
     let src = format!("docker://{host}/{repo}:latest");
     let dest = format!("oci:{}:latest", out.display());

@@ -373,7 +373,10 @@ impl BlockExchange for Network {
     }
 
     fn addresses(&self) -> Vec<String> {
-        Network::addresses(self).iter().map(|a| a.to_string()).collect()
+        Network::addresses(self)
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
     }
 
     async fn connect(&self, addr: &str) -> Result<()> {
