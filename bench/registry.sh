@@ -20,7 +20,11 @@
 # Needs: the test dependencies (sudo scripts/setup-test-deps), root (skopeo
 # runs in a private mount namespace so it leaves no cache behind).
 #
-# Adding a backend (e.g. disco with the embedded IPFS store, Kubo, S3): write
+# Backends: distribution, disco (filesystem storage), embedded (disco on its
+# embedded IPFS node), fscache / s3cache (embedded node with a filesystem or
+# S3 (moto) cache serving pulls), s3redirect (S3 cache, blob GETs redirected
+# to presigned URLs; curl and skopeo follow them).
+# Adding a backend: write
 # `backend_<name>_bin` (prints the command line that serves a config file)
 # and `backend_<name>_storage <dir>` (prints the YAML body of `storage:`),
 # then pass it in -b.
@@ -77,7 +81,57 @@ backend_distribution_storage() { printf '  filesystem:\n    rootdirectory: %s\n'
 backend_disco_bin() { echo "$disco_bin serve --config"; }
 backend_disco_storage() { printf '  filesystem:\n    rootdirectory: %s\n' "$1"; }
 
+# disco on its embedded IPFS node (offline: no listen addresses, no mDNS).
+embedded_yaml() {
+    printf '  ipfs:\n    spooldirectory: %s/spool\n    embedded:\n      path: %s/ipfs\n      listen: []\n      mdns: false\n' "$1" "$1"
+}
+backend_embedded_bin() { echo "$disco_bin serve --config"; }
+backend_embedded_storage() { embedded_yaml "$1"; }
+
+# The embedded node with a secondary cache serving pulls (storage.ipfs.cache):
+# a filesystem cache, an S3 cache (moto, started on demand) served through
+# disco, and the S3 cache with blob GETs redirected to presigned URLs.
+backend_fscache_bin() { echo "$disco_bin serve --config"; }
+backend_fscache_storage() {
+    embedded_yaml "$1"
+    printf '    cache:\n      filesystem:\n        rootdirectory: %s/cache\n  redirect:\n    disable: true\n' "$1"
+}
+s3_cache_yaml() {
+    local bucket
+    bucket=b$(date +%s%N)
+    "$venv/bin/python" - "$moto_endpoint" "$bucket" <<'PY'
+import sys, boto3
+boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+             aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket=sys.argv[2])
+PY
+    printf '    cache:\n      s3:\n        accesskey: bench\n        secretkey: bench\n        region: us-east-1\n        regionendpoint: %s\n        forcepathstyle: true\n        bucket: %s\n        secure: false\n' "$moto_endpoint" "$bucket"
+}
+backend_s3cache_bin() { echo "$disco_bin serve --config"; }
+backend_s3cache_storage() {
+    embedded_yaml "$1"
+    s3_cache_yaml
+    printf '  redirect:\n    disable: true\n'
+}
+backend_s3redirect_bin() { echo "$disco_bin serve --config"; }
+backend_s3redirect_storage() {
+    embedded_yaml "$1"
+    s3_cache_yaml
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+venv=$repo_root/tests/py/.venv
+moto_endpoint=
+case " $backends " in
+    *" s3cache "* | *" s3redirect "*)
+        [ -x "$venv/bin/moto_server" ] || { echo "bench/registry.sh: moto missing: run sudo scripts/setup-test-deps" >&2; exit 1; }
+        moto_port=$(free_port)
+        "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+        pids+=("$!")
+        moto_endpoint=http://127.0.0.1:$moto_port
+        for _ in $(seq 1 200); do curl -fs -o /dev/null "$moto_endpoint/moto-api/" && break; sleep 0.1; done
+        ;;
+esac
 
 # start_backend NAME DIR -> sets ADDR, PID
 start_backend() {
@@ -188,10 +242,10 @@ for run in $(seq 1 "$runs"); do
         # Timed GET to /dev/null (sha256sum would be the bottleneck), then an
         # untimed GET whose bytes are checked.
         t0=$(now)
-        curl -fs -o /dev/null "http://$addr/v2/bench/blob/blobs/$blob_digest"
+        curl -fsL -o /dev/null "http://$addr/v2/bench/blob/blobs/$blob_digest"
         t1=$(now)
         record "$b" "$run" blob-get "$(mibps "$blob_bytes" "$(elapsed "$t0" "$t1")")"
-        got=$(curl -fs "http://$addr/v2/bench/blob/blobs/$blob_digest" | sha256sum | cut -d' ' -f1)
+        got=$(curl -fsL "http://$addr/v2/bench/blob/blobs/$blob_digest" | sha256sum | cut -d' ' -f1)
         [ "sha256:$got" = "$blob_digest" ] || { log "blob GET returned wrong bytes"; exit 1; }
 
         rps=$(wrk -t1 -c32 -d"${wrk_secs}s" \
