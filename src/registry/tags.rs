@@ -2,7 +2,7 @@
 
 use futures::StreamExt;
 
-use super::error::{RegistryError, Result};
+use super::error::{ErrorCode, RegistryError, Result};
 use super::name::{RepoName, valid_tag};
 use super::{Registry, paths};
 
@@ -10,6 +10,27 @@ impl Registry {
     /// All tags of `name`, sorted; `NAME_UNKNOWN` if the repository does
     /// not exist.
     pub async fn list_tags(&self, name: &RepoName) -> Result<Vec<String>> {
+        match self.list_tags_once(name).await {
+            Err(e) if e.code == ErrorCode::NameUnknown => {}
+            r => return r,
+        }
+        // A repository hooks can materialise (an image by CID) is listed
+        // once it is there.
+        for hook in &self.hooks {
+            match hook.manifest_missing(self, name, "latest").await {
+                Ok(true) => return self.list_tags_once(name).await,
+                Ok(false) => {}
+                Err(e) if e.code == ErrorCode::ManifestUnknown => {
+                    return Err(RegistryError::name_unknown(name.as_str())
+                        .with_detail(serde_json::json!({ "reason": e.message })));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RegistryError::name_unknown(name.as_str()))
+    }
+
+    async fn list_tags_once(&self, name: &RepoName) -> Result<Vec<String>> {
         let tags: Vec<String> = match self.driver.list(&paths::tags_dir(name)).await {
             Ok(children) => children
                 .into_iter()

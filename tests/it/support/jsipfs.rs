@@ -110,8 +110,30 @@ impl JsIpfs {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let ports = [free_port(), free_port(), free_port(), free_port()];
-        let cfg_path = repo.join("config");
+        let mut d = JsIpfs {
+            api: String::new(),
+            swarm_port: 0,
+            repo,
+            ports: [0; 4],
+            child: None,
+            _temp: temp,
+        };
+        // A port picked free can be taken by another process before the
+        // daemon binds it: then pick new ones.
+        for attempt in 1..=3 {
+            d.configure([free_port(), free_port(), free_port(), free_port()]);
+            match d.try_run() {
+                Ok(()) => return d,
+                Err(e) if attempt < 3 => eprintln!("js-ipfs start attempt {attempt}: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Points the repo's config at `ports` (API, gateway, RPC, swarm).
+    fn configure(&mut self, ports: [u16; 4]) {
+        let cfg_path = self.repo.join("config");
         let mut cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
         let addrs = &mut cfg["Addresses"];
@@ -126,16 +148,9 @@ impl JsIpfs {
         cfg["Discovery"]["MDNS"]["Enabled"] = false.into();
         cfg["Discovery"]["webRTCStar"]["Enabled"] = false.into();
         std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-        let mut d = JsIpfs {
-            api: format!("http://127.0.0.1:{}", ports[0]),
-            swarm_port: ports[3],
-            repo,
-            ports,
-            child: None,
-            _temp: temp,
-        };
-        d.run();
-        d
+        self.api = format!("http://127.0.0.1:{}", ports[0]);
+        self.swarm_port = ports[3];
+        self.ports = ports;
     }
 
     fn log_path(&self) -> PathBuf {
@@ -152,6 +167,14 @@ impl JsIpfs {
     }
 
     fn run(&mut self) {
+        if let Err(e) = self.try_run() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the daemon and waits until it is ready; an error if it
+    /// exits, cannot bind a port or is not ready in 240 s.
+    fn try_run(&mut self) -> Result<(), String> {
         // Start-up is CPU-heavy: one at a time is as fast overall and keeps
         // each within its deadline on a loaded machine.
         static STARTING: Mutex<()> = Mutex::new(());
@@ -179,19 +202,18 @@ impl JsIpfs {
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
             let log = self.log();
-            if log
-                .get(mark..)
-                .is_some_and(|l| l.contains("Daemon is ready"))
-            {
-                return;
+            let new = log.get(mark..).unwrap_or_default();
+            if new.contains("Daemon is ready") {
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("js-ipfs daemon exited ({status}):\n{log}");
+                self.child = None;
+                return Err(format!("js-ipfs daemon exited ({status}):\n{log}"));
             }
-            assert!(
-                Instant::now() < deadline,
-                "js-ipfs daemon not ready after 240 s:\n{log}"
-            );
+            if new.contains("EADDRINUSE") || Instant::now() > deadline {
+                self.kill();
+                return Err(format!("js-ipfs daemon did not start:\n{log}"));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
