@@ -8,6 +8,7 @@
 //! - [`ipfs`]: the IPFS interface and its backends (Kubo RPC, embedded);
 //! - [`disco`]: content-addressed images (CID names, `disco.json`, cloning).
 
+pub mod cli;
 pub mod config;
 pub mod disco;
 pub mod http;

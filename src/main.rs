@@ -27,11 +27,43 @@ enum Command {
         #[arg(value_name = "CONFIG")]
         path: Option<PathBuf>,
     },
+    /// Print the embedded IPFS node's peer id and addresses (reads the
+    /// node's key; the live addresses of a running disco when one answers).
+    Id {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the peers a running disco's IPFS node is connected to.
+    Peers {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Garbage-collect the embedded IPFS blockstore: by the running disco
+    /// if one answers, else directly on the data directory.
+    Gc {
+        #[command(flatten)]
+        target: Target,
+        /// Never ask a running disco; open the store in this process.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+/// Which running disco the node commands talk to, and how they print.
+#[derive(clap::Args)]
+struct Target {
+    /// Base URL of the running disco (default: `http.addr` of the
+    /// configuration, on loopback).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -101,8 +133,51 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Id { target }) => node_command(cli.config, |c| async move {
+            disco::cli::id(&c, target.url.as_deref(), target.json).await
+        }),
+        Some(Command::Peers { target }) => node_command(cli.config, |c| async move {
+            disco::cli::peers(&c, target.url.as_deref(), target.json).await
+        }),
+        Some(Command::Gc { target, offline }) => node_command(cli.config, |c| async move {
+            disco::cli::gc(&c, target.url.as_deref(), offline, target.json).await
+        }),
         Some(Command::Serve { path }) => serve(path.or(cli.config)),
         None => serve(cli.config),
+    }
+}
+
+/// Runs one of the node commands (`id`, `peers`, `gc`) and prints its
+/// output, or its error with exit code 1.
+fn node_command<F, Fut>(path: Option<PathBuf>, f: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = disco::cli::CliResult>,
+{
+    let loaded = match load(path.as_deref()) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("disco: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(f(loaded.config)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("disco: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -290,6 +290,9 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
     if let Some(d) = &built.disco {
         router = router.merge(crate::disco::http::routes(d.clone()));
     }
+    if let Some(node) = built.storage.ipfs.as_ref().and_then(|b| b.embedded.clone()) {
+        router = router.merge(crate::ipfs::embedded::admin::routes(node));
+    }
     let mut router = router.layer(axum::middleware::from_fn_with_state(
         extra_headers(config)?,
         http::access_log::headers,

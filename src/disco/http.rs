@@ -6,6 +6,9 @@
 //!   error JSON) otherwise.
 //! - `GET /disco/v1/node` → `{"peerId","addresses":[...],"agent"}`: the
 //!   IPFS node's identity, for peering other nodes with it.
+//! - `GET /disco/v1/peers` → `[{"peer","addr"},...]`: the peers the
+//!   embedded node is connected to (`[]` when it is offline); `UNSUPPORTED`
+//!   with a Kubo backend (ask Kubo: `ipfs swarm peers`).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -27,6 +30,7 @@ pub fn routes(disco: Disco) -> Router {
     Router::new()
         .route("/disco/v1/images/{digest}", get(image))
         .route("/disco/v1/node", get(node))
+        .route("/disco/v1/peers", get(peers))
         .with_state(disco)
 }
 
@@ -108,4 +112,26 @@ async fn node(State(disco): State<Disco>) -> Response {
         ))
         .into_response(),
     }
+}
+
+async fn peers(State(disco): State<Disco>) -> Response {
+    let Some(net) = &disco.inner.network else {
+        let embedded = disco.ipfs().is_ok_and(|i| i.name() == "embedded");
+        if embedded {
+            return json_response(json!([]));
+        }
+        return ApiError(RegistryError::unsupported(
+            "peers are listed for the embedded IPFS node only; ask the Kubo nodes (ipfs swarm peers)",
+        ))
+        .into_response();
+    };
+    let list: Vec<serde_json::Value> = net
+        .connected_peers()
+        .into_iter()
+        .map(|(peer, addr)| {
+            let (bare, _) = crate::ipfs::embedded::net::swarm::split_peer(&addr);
+            json!({ "peer": peer.to_string(), "addr": bare.to_string() })
+        })
+        .collect();
+    json_response(serde_json::Value::Array(list))
 }

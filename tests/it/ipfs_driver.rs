@@ -1,6 +1,6 @@
-//! The `ipfs` storage driver over a real js-ipfs daemon (Kubo RPC): the
-//! shared driver suite, canonical CIDs of committed files, and resumable
-//! uploads across a driver restart.
+//! The `ipfs` storage driver over a real js-ipfs daemon (Kubo RPC) and over
+//! the embedded node: the shared driver suite on both, canonical CIDs of
+//! committed files, and resumable uploads across a driver restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +45,32 @@ mod suite {
             .await
             .unwrap();
         Fixture::new(driver, (daemon, spool))
+    }
+
+    disco::storage_driver_suite!(fixture());
+}
+
+/// The same suite over the embedded node, opened as the server opens it
+/// (`IpfsBackend::open`) in a temp data directory, offline (`listen: []`).
+mod embedded_suite {
+    use disco::storage::ipfs::backend::IpfsBackend;
+
+    use super::*;
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = IpfsStorageConfig {
+            rootdirectory: "/registry".into(),
+            spooldirectory: Some(dir.path().join("spool")),
+            ..Default::default()
+        };
+        cfg.embedded.store.path = dir.path().join("ipfs");
+        cfg.embedded.net.listen.clear();
+        let backend = IpfsBackend::open(&cfg, dir.path()).await.unwrap();
+        assert!(backend.embedded.is_some() && backend.network.is_none());
+        let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg).await.unwrap();
+        // Dropped in order: the driver, the node (final flush), the dir.
+        Fixture::new(driver, (backend, dir))
     }
 
     disco::storage_driver_suite!(fixture());

@@ -9,6 +9,9 @@ use libp2p::identity::Keypair;
 
 use crate::ipfs::{IpfsError, Result};
 
+/// The key's file name in the data directory.
+pub(crate) const FILE: &str = "identity.key";
+
 /// Loads the key at `path`, creating it on first start.
 pub(crate) fn load_or_create(path: &Path) -> Result<Keypair> {
     let err = |e: String| IpfsError::Other(format!("node identity {}: {e}", path.display()));

@@ -2,6 +2,7 @@
 //! (storage half), and libp2p networking with bitswap and the Kademlia DHT
 //! (networking half). Both halves meet at the two traits below.
 
+pub mod admin;
 pub mod blockstore;
 pub mod config;
 mod gc;
@@ -15,6 +16,7 @@ pub use config::{EmbeddedConfig, GcConfig};
 pub use gc::GcStats;
 pub use node::EmbeddedIpfs;
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,6 +57,16 @@ pub trait BlockExchange: Send + Sync + 'static {
     fn addresses(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// The peer id of the node whose data directory is `dir`, read from its
+/// identity key (created, as the node would on first start, if missing)
+/// without opening the store: works while a disco runs on `dir`.
+pub fn peer_id_at(dir: &Path) -> Result<libp2p::PeerId> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| super::IpfsError::Other(format!("creating {}: {e}", dir.display())))?;
+    let key = identity::load_or_create(&dir.join(identity::FILE))?;
+    Ok(key.public().to_peer_id())
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl EmbeddedIpfs {
             let store = Arc::new(FlatFs::open(&c.path, c.verify_reads)?);
             let mfs = Mfs::open(store.clone(), &c.path)?;
             let pins = Pins::open(&c.path)?;
-            let keypair = super::identity::load_or_create(&c.path.join("identity.key"))?;
+            let keypair = super::identity::load_or_create(&c.path.join(super::identity::FILE))?;
             Ok(Inner {
                 cfg: c,
                 store,

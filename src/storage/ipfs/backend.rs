@@ -1,7 +1,7 @@
 //! Opens the IPFS backend `storage.ipfs` names: the Kubo nodes of
 //! `router`, or the embedded node (store plus libp2p networking).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::config::IpfsStorageConfig;
@@ -9,6 +9,17 @@ use super::kubo_backend;
 use crate::ipfs::Ipfs;
 use crate::ipfs::embedded::net::Network;
 use crate::ipfs::embedded::{BlockExchange, EmbeddedIpfs};
+
+/// The embedded node's data directory: `storage.ipfs.embedded.path`, or
+/// `<data_dir>/ipfs` when that is left at its default.
+pub fn embedded_path(cfg: &IpfsStorageConfig, data_dir: &Path) -> PathBuf {
+    let path = &cfg.embedded.store.path;
+    if *path == crate::ipfs::embedded::EmbeddedConfig::default().path {
+        data_dir.join("ipfs")
+    } else {
+        path.clone()
+    }
+}
 
 /// A running IPFS backend.
 pub struct IpfsBackend {
@@ -32,9 +43,7 @@ impl IpfsBackend {
             });
         }
         let mut store_cfg = cfg.embedded.store.clone();
-        if store_cfg.path == crate::ipfs::embedded::EmbeddedConfig::default().path {
-            store_cfg.path = data_dir.join("ipfs");
-        }
+        store_cfg.path = embedded_path(cfg, data_dir);
         let node = EmbeddedIpfs::open(store_cfg)
             .await
             .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
