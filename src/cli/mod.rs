@@ -279,3 +279,52 @@ pub async fn gc(config: &Config, url: Option<&str>, offline: bool, json: bool) -
     node.shutdown().await.map_err(|e| e.to_string())?;
     Ok(format_gc(&stats_json(&stats), json))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        yaml_serde::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn server_url_from_http_addr() {
+        let c = config("http:\n  addr: \":5000\"\n");
+        assert_eq!(server_url(&c, None).unwrap(), "http://127.0.0.1:5000");
+        let c = config("http:\n  addr: \"[::]:5000\"\n");
+        assert_eq!(server_url(&c, None).unwrap(), "http://[::1]:5000");
+        let c = config("http:\n  addr: 10.1.2.3:80\n  tls:\n    certificate: /c\n    key: /k\n");
+        assert_eq!(server_url(&c, None).unwrap(), "https://10.1.2.3:80");
+        assert_eq!(
+            server_url(&c, Some("http://h:1/")).unwrap(),
+            "http://h:1",
+            "--url wins"
+        );
+        let c = config("http:\n  addr: nowhere\n");
+        assert!(server_url(&c, None).unwrap_err().contains("http.addr"));
+    }
+
+    #[test]
+    fn non_ipfs_storage_has_no_node() {
+        let c = config("storage:\n  inmemory: {}\n");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(id(&c, None, false)).unwrap_err();
+        assert!(err.contains("not IPFS"), "{err}");
+        let err = rt.block_on(gc(&c, None, true, false)).unwrap_err();
+        assert!(err.contains("not IPFS"), "{err}");
+    }
+
+    #[test]
+    fn gc_output() {
+        let v = serde_json::json!({"marked": 3, "removed": 2, "freedBytes": 10, "durationMs": 1});
+        assert_eq!(
+            format_gc(&v, false),
+            "blocks removed: 2\nbytes freed: 10\nblocks kept: 3\nduration: 1 ms\n"
+        );
+        assert_eq!(format_gc(&v, true).trim(), v.to_string());
+    }
+}
