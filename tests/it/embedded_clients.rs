@@ -312,6 +312,17 @@ fn disco_id_and_peers() {
         "{json}"
     );
 
+    // REGISTRY_* variables work as for `serve`: no config file, the
+    // address from the environment.
+    let empty = tempfile::tempdir().unwrap();
+    let out = disco_cmd(empty.path())
+        .args(["peers"])
+        .env("REGISTRY_HTTP_ADDR", b.addr.to_string())
+        .output()
+        .unwrap();
+    let text = stdout_ok(&out, "REGISTRY_HTTP_ADDR=<B> disco peers");
+    assert!(text.lines().any(|l| l == a_tcp), "{text}");
+
     // Stopped: `disco id` still reads the key (configured addresses);
     // `disco peers` says no disco answers.
     let mut a = a;
