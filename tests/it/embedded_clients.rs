@@ -296,7 +296,12 @@ fn disco_id_and_peers() {
     // B (by its config's http.addr) sees A at the bootstrap address; A
     // (by --url) sees B.
     let seen_by_b = wait_peer_listed(&b, &[], &a_peer);
-    assert!(seen_by_b.lines().any(|l| l == a_tcp), "{seen_by_b}");
+    assert!(
+        seen_by_b
+            .lines()
+            .any(|l| l.starts_with("/ip4/127.0.0.1/tcp/") && l.ends_with(&a_peer)),
+        "{seen_by_b}"
+    );
     let a_url = a.url();
     wait_peer_listed(&b, &["--url", &a_url], &b_peer);
     let json: serde_json::Value = serde_json::from_str(&stdout_ok(
@@ -321,7 +326,10 @@ fn disco_id_and_peers() {
         .output()
         .unwrap();
     let text = stdout_ok(&out, "REGISTRY_HTTP_ADDR=<B> disco peers");
-    assert!(text.lines().any(|l| l == a_tcp), "{text}");
+    assert!(
+        text.lines().any(|l| l.ends_with(&format!("/p2p/{a_peer}"))),
+        "{text}"
+    );
 
     // Stopped: `disco id` still reads the key (configured addresses);
     // `disco peers` says no disco answers.
