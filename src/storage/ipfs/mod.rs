@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod config;
 mod locks;
+mod preimport;
 pub mod spool;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
+
+use self::preimport::PreImport;
 
 pub use self::config::IpfsStorageConfig;
 use self::locks::Locks;
@@ -77,6 +80,10 @@ struct Inner {
     root: String,
     spool: Spool,
     locks: Locks,
+    /// Import while writing (the embedded backend: `add` and MFS share
+    /// one store, so the result can be linked anywhere).
+    preimport: bool,
+    parked: preimport::Parked,
 }
 
 /// The `ipfs` storage driver.
@@ -110,12 +117,15 @@ impl IpfsDriver {
         let spool = Spool::open(&dir, root)
             .await
             .map_err(|e| spool_error(&dir.display().to_string(), e))?;
+        let preimport = ipfs.name() == "embedded";
         Ok(Self {
             inner: Arc::new(Inner {
                 ipfs,
                 root: root.to_string(),
                 spool,
                 locks: Locks::new(),
+                preimport,
+                parked: preimport::Parked::default(),
             }),
         })
     }
@@ -403,7 +413,8 @@ impl StorageDriver for IpfsDriver {
         check_path(path)?;
         not_root(path)?;
         let i = &self.inner;
-        let (mut file, size) = if append && !i.spool.contains(path) {
+        let spooled = i.spool.contains(path);
+        let (mut file, size) = if append && !spooled {
             // Continue a committed file: bring its bytes into the spool.
             match i.mfs_stat(path).await {
                 Ok(st) if st.is_dir => {
@@ -445,11 +456,22 @@ impl StorageDriver for IpfsDriver {
                 .map_err(|e| spool_error(path, e))?
         };
         file.flush().await.map_err(|e| spool_error(path, e))?;
+        let pre = if !i.preimport {
+            None
+        } else if append && spooled {
+            i.parked
+                .take(path, size)
+                .or_else(|| (size == 0).then(|| PreImport::start(i.ipfs.clone())))
+        } else {
+            i.parked.drop_under(path);
+            (size == 0).then(|| PreImport::start(i.ipfs.clone()))
+        };
         Ok(Box::new(IpfsWriter {
             driver: self.clone(),
             path: path.to_string(),
             file,
             size,
+            pre,
         }))
     }
 
@@ -485,6 +507,8 @@ impl StorageDriver for IpfsDriver {
             )));
         }
         let _guard = i.locks.write(&[source, dest]).await;
+        i.parked.drop_under(source);
+        i.parked.drop_under(dest);
         let spooled = i.spool.paths_at_or_under(source);
         let in_mfs = match i.mfs_stat(source).await {
             Ok(_) => true,
@@ -529,6 +553,7 @@ impl StorageDriver for IpfsDriver {
         }
         let i = &self.inner;
         let _guard = i.locks.write(&[path]).await;
+        i.parked.drop_under(path);
         let spooled = i.spool_remove(path).await?;
         let removed = i.mfs_remove(path).await?;
         if spooled == 0 && !removed {
@@ -574,12 +599,48 @@ fn read_error(path: &str, e: std::io::Error) -> StorageError {
     storage_error(path, crate::ipfs::kubo::rpc::from_io(e))
 }
 
+impl IpfsWriter {
+    /// Commits through the import that ran alongside the writes: the file
+    /// is linked from `/ipfs/<cid>` (replacing what was at the path), then
+    /// unpinned, and the spool copy removed.
+    async fn link_preimported(&self, p: PreImport) -> Result<()> {
+        let path = &self.path;
+        let i = &self.driver.inner;
+        let cid = p.finish().await.map_err(|e| storage_error(path, e))?;
+        let linked = async {
+            let _guard = i.locks.write(&[path]).await;
+            i.mfs_remove(path).await?;
+            i.ipfs
+                .files_cp(
+                    &format!("/ipfs/{}", crate::ipfs::cid_v1_string(&cid)),
+                    &i.mfs(path),
+                    true,
+                )
+                .await
+                .map_err(|e| match e {
+                    IpfsError::NotADirectory(m) => {
+                        StorageError::InvalidPath(format!("{path}: a parent is a file ({m})"))
+                    }
+                    e => storage_error(path, e),
+                })?;
+            i.spool.remove(path).await.map_err(|e| spool_error(path, e))
+        }
+        .await;
+        if let Err(e) = i.ipfs.pin_rm(&cid).await {
+            tracing::warn!(%cid, error = %e, "cannot unpin an imported upload");
+        }
+        linked
+    }
+}
+
 /// A writer staging bytes in the spool.
 struct IpfsWriter {
     driver: IpfsDriver,
     path: String,
     file: tokio::fs::File,
     size: u64,
+    /// The import running alongside, if any (see [`preimport`]).
+    pre: Option<PreImport>,
 }
 
 #[async_trait]
@@ -590,6 +651,12 @@ impl FileWriter for IpfsWriter {
             .await
             .map_err(|e| spool_error(&self.path, e))?;
         self.size += data.len() as u64;
+        if let Some(p) = self.pre.as_mut()
+            && !p.feed(data).await
+        {
+            tracing::debug!(path = %self.path, "import alongside the write stopped; importing at commit");
+            self.pre = None;
+        }
         Ok(())
     }
 
@@ -601,12 +668,26 @@ impl FileWriter for IpfsWriter {
         self.file
             .flush()
             .await
-            .map_err(|e| spool_error(&self.path, e))
+            .map_err(|e| spool_error(&self.path, e))?;
+        if let Some(p) = self.pre.take() {
+            self.driver.inner.parked.park(&self.path, p);
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let path = self.path.clone();
         self.file.flush().await.map_err(|e| spool_error(&path, e))?;
+        if let Some(p) = self.pre.take()
+            && p.size == self.size
+        {
+            match self.link_preimported(p).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(path = %path, error = %e, "linking the imported file failed; importing the spool")
+                }
+            }
+        }
         self.file
             .sync_data()
             .await
@@ -628,9 +709,16 @@ impl FileWriter for IpfsWriter {
 
     async fn cancel(self: Box<Self>) -> Result<()> {
         let IpfsWriter {
-            driver, path, file, ..
+            driver,
+            path,
+            file,
+            pre,
+            ..
         } = *self;
         drop(file);
+        if let Some(p) = pre {
+            p.abort();
+        }
         let i = &driver.inner;
         let _guard = i.locks.write(&[&path]).await;
         i.spool
