@@ -74,6 +74,74 @@ mod embedded_suite {
     }
 
     disco::storage_driver_suite!(fixture());
+
+    /// Uploads are imported while they are written (across a close and an
+    /// append) and, after a restart of the driver, from the spool: either
+    /// way the committed file has the canonical CID, and a garbage
+    /// collection right after keeps it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uploads_commit_canonical_cids_with_and_without_the_import_alongside() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = IpfsStorageConfig {
+            rootdirectory: "/registry".into(),
+            spooldirectory: Some(dir.path().join("spool")),
+            ..Default::default()
+        };
+        cfg.embedded.store.path = dir.path().join("ipfs");
+        cfg.embedded.net.listen.clear();
+        let backend = IpfsBackend::open(&cfg, dir.path()).await.unwrap();
+        let mib = vec![0u8; 1024 * 1024];
+        let write = |d: &IpfsDriver, path: &'static str, append: bool, mibs: usize| {
+            let (d, mib) = (d.clone(), mib.clone());
+            async move {
+                let mut w = d.writer(path, append).await.unwrap();
+                for _ in 0..mibs {
+                    w.write(Bytes::from(mib.clone())).await.unwrap();
+                }
+                w
+            }
+        };
+        let cid_of = |d: &IpfsDriver, path: &'static str| {
+            let d = d.clone();
+            async move {
+                d.ipfs()
+                    .files_stat(&d.mfs_path(path))
+                    .await
+                    .unwrap()
+                    .cid
+                    .to_string()
+            }
+        };
+
+        let d = IpfsDriver::new(backend.ipfs.clone(), &cfg).await.unwrap();
+        // Imported alongside: 2 MiB, close, 3 MiB more, commit.
+        write(&d, "/a/data", false, 2).await.close().await.unwrap();
+        write(&d, "/a/data", true, 3).await.commit().await.unwrap();
+        assert_eq!(cid_of(&d, "/a/data").await, ZEROS_5MIB);
+        assert_eq!(d.preimported(), 1);
+
+        // A restart between the two requests: the spool is imported.
+        write(&d, "/b/data", false, 2).await.close().await.unwrap();
+        let d2 = IpfsDriver::new(backend.ipfs.clone(), &cfg).await.unwrap();
+        write(&d2, "/b/data", true, 3).await.commit().await.unwrap();
+        assert_eq!(cid_of(&d2, "/b/data").await, ZEROS_5MIB);
+        assert_eq!(d2.preimported(), 0);
+
+        // A cancelled upload leaves nothing; committed files survive GC.
+        let w = write(&d2, "/c/data", false, 1).await;
+        w.cancel().await.unwrap();
+        assert!(d2.stat("/c/data").await.unwrap_err().is_not_found());
+        backend.embedded.as_ref().unwrap().gc().await.unwrap();
+        for p in ["/a/data", "/b/data"] {
+            let s = d2.reader(p, 0).await.unwrap();
+            let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
+            let all = chunks.concat();
+            assert_eq!(all.len(), 5 * 1024 * 1024);
+            assert!(all.iter().all(|b| *b == 0));
+        }
+        drop((d, d2));
+        drop(backend);
+    }
 }
 
 /// `ipfs add --cid-version=1` CIDs from ipfs-vectors.md.

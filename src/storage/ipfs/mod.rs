@@ -84,6 +84,8 @@ struct Inner {
     /// one store, so the result can be linked anywhere).
     preimport: bool,
     parked: preimport::Parked,
+    /// Commits done by linking an import that ran alongside the writes.
+    preimported: std::sync::atomic::AtomicU64,
 }
 
 /// The `ipfs` storage driver.
@@ -126,6 +128,7 @@ impl IpfsDriver {
                 locks: Locks::new(),
                 preimport,
                 parked: preimport::Parked::default(),
+                preimported: Default::default(),
             }),
         })
     }
@@ -138,6 +141,14 @@ impl IpfsDriver {
             .ok_or_else(|| StorageError::Other("storage.ipfs.router is not configured".into()))?;
         let ipfs = kubo_backend(router).map_err(|e| storage_error("/", e))?;
         Self::new(ipfs, cfg).await
+    }
+
+    /// Files committed by linking the import that ran while they were
+    /// written (instead of importing the spool at commit).
+    pub fn preimported(&self) -> u64 {
+        self.inner
+            .preimported
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The IPFS backend.
@@ -682,7 +693,13 @@ impl FileWriter for IpfsWriter {
             && p.size == self.size
         {
             match self.link_preimported(p).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.driver
+                        .inner
+                        .preimported
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(e) => {
                     tracing::warn!(path = %path, error = %e, "linking the imported file failed; importing the spool")
                 }

@@ -32,9 +32,11 @@ const CHANNEL: usize = 8;
 const MAX_PARKED: usize = 256;
 
 /// An import running alongside a writer.
+/// Dropped without [`PreImport::finish`], the import is aborted before its
+/// input ends, so it never completes (nor pins anything).
 pub(crate) struct PreImport {
     tx: mpsc::Sender<io::Result<Bytes>>,
-    task: JoinHandle<IpfsResult<Cid>>,
+    task: Option<JoinHandle<IpfsResult<Cid>>>,
     /// Bytes fed so far.
     pub size: u64,
 }
@@ -47,7 +49,11 @@ impl PreImport {
             rx.recv().await.map(|chunk| (chunk, rx))
         });
         let task = tokio::spawn(async move { ipfs.add(input.boxed(), true).await });
-        PreImport { tx, task, size: 0 }
+        PreImport {
+            tx,
+            task: Some(task),
+            size: 0,
+        }
     }
 
     /// Feeds a chunk; false if the import has stopped (the caller drops it).
@@ -61,16 +67,27 @@ impl PreImport {
     }
 
     /// Ends the input and waits for the imported (pinned) root.
-    pub async fn finish(self) -> IpfsResult<Cid> {
-        drop(self.tx);
-        self.task
-            .await
+    pub async fn finish(mut self) -> IpfsResult<Cid> {
+        let task = self.task.take().expect("running");
+        // The task must see the input end: abort-on-drop is off now.
+        drop(self);
+        task.await
             .map_err(|e| crate::ipfs::IpfsError::Other(format!("import task: {e}")))?
     }
 
     /// Stops the import; nothing is pinned (the input never ended).
     pub fn abort(self) {
-        self.task.abort();
+        drop(self);
+    }
+}
+
+impl Drop for PreImport {
+    fn drop(&mut self) {
+        // Aborted while `tx` is still alive: the input never ends, so the
+        // import cannot complete and pin.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
