@@ -158,16 +158,9 @@ where
         Ok(l) => l,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(Some(2)) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("disco: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(f(loaded.config)) {
         Ok(out) => {
@@ -179,6 +172,19 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// A multi-threaded runtime (`workers` threads, default one per core); on
+/// failure the error is printed and the exit code returned.
+fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().map_err(|e| {
+        eprintln!("disco: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn serve(path: Option<PathBuf>) -> ExitCode {
@@ -199,15 +205,9 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(None) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("disco: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(disco::server::run(loaded.config)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,9 +71,6 @@ pub struct Storage {
     /// The secondary store (`storage.ipfs.cache`), when configured; then
     /// `driver` is this cache driver.
     pub cache: Option<CacheDriver>,
-    /// True for `ipfs` storage (content-addressed images are published),
-    /// cache-only mode included.
-    pub content_addressed: bool,
 }
 
 impl Storage {
@@ -83,8 +80,13 @@ impl Storage {
             ipfs: None,
             ipfs_driver: None,
             cache: None,
-            content_addressed: false,
         }
+    }
+
+    /// True for `ipfs` storage (content-addressed images are published),
+    /// cache-only mode included (a cache exists only with `ipfs` storage).
+    pub fn content_addressed(&self) -> bool {
+        self.ipfs_driver.is_some() || self.cache.is_some()
     }
 
     /// Flushes and stops what needs it (the embedded node).
@@ -192,7 +194,6 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
             ipfs: None,
             ipfs_driver: None,
             cache: Some(c),
-            content_addressed: true,
         });
     }
     let data_dir = crate::config::data_dir();
@@ -217,7 +218,6 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
         ipfs: Some(backend),
         ipfs_driver: Some(driver),
         cache,
-        content_addressed: true,
     })
 }
 
@@ -233,7 +233,7 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     };
     let mut registry = Registry::new(storage.driver.clone(), options);
     let metrics = Arc::new(Metrics::new());
-    let disco = storage.content_addressed.then(|| {
+    let disco = storage.content_addressed().then(|| {
         let network = storage.ipfs.as_ref().and_then(|b| b.network.clone());
         crate::disco::Disco::new(
             config.disco.clone(),
@@ -291,7 +291,7 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
         router = router.merge(crate::disco::http::routes(d.clone()));
     }
     if let Some(node) = built.storage.ipfs.as_ref().and_then(|b| b.embedded.clone()) {
-        router = router.merge(crate::ipfs::embedded::admin::routes(node));
+        router = router.merge(crate::disco::http::gc_routes(node));
     }
     let mut router = router.layer(axum::middleware::from_fn_with_state(
         extra_headers(config)?,

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{Config, data_dir, parse_listen_addr};
+use crate::disco::http::{gc_stats_json, identity_json};
 use crate::ipfs::NodeIdentity;
-use crate::ipfs::embedded::admin::stats_json;
 use crate::ipfs::embedded::net::AGENT;
 use crate::ipfs::embedded::{EmbeddedIpfs, peer_id_at};
 use crate::server::ipfs_config;
@@ -111,12 +111,7 @@ fn parse_json(url: &str, body: &str) -> Result<Value, String> {
 
 fn format_identity(id: &NodeIdentity, json: bool) -> String {
     if json {
-        return serde_json::json!({
-            "peerId": id.peer_id,
-            "addresses": id.addresses,
-            "agent": id.agent,
-        })
-        .to_string();
+        return identity_json(id).to_string();
     }
     let mut out = format!("peer id: {}\nagent: {}\n", id.peer_id, id.agent);
     for a in &id.addresses {
@@ -277,7 +272,7 @@ pub async fn gc(config: &Config, url: Option<&str>, offline: bool, json: bool) -
     };
     let stats = node.gc().await.map_err(|e| e.to_string())?;
     node.shutdown().await.map_err(|e| e.to_string())?;
-    Ok(format_gc(&stats_json(&stats), json))
+    Ok(format_gc(&gc_stats_json(&stats), json))
 }
 
 #[cfg(test)]

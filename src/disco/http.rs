@@ -9,12 +9,15 @@
 //! - `GET /disco/v1/peers` → `[{"peer","addr"},...]`: the peers the
 //!   embedded node is connected to (`[]` when it is offline); `UNSUPPORTED`
 //!   with a Kubo backend (ask Kubo: `ipfs swarm peers`).
+//! - `POST /disco/v1/gc` (embedded node only) → runs a garbage collection
+//!   now (one at a time) and answers `{"marked","removed","freedBytes",
+//!   "durationMs"}`; `disco gc` calls it.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 
 use super::Disco;
@@ -22,7 +25,8 @@ use super::json::{DiscoJson, parse_digest_text};
 use super::layout::DISCO_JSON;
 use super::links::recorded_cids;
 use crate::http::error::ApiError;
-use crate::ipfs::cid_v1_string;
+use crate::ipfs::embedded::{EmbeddedIpfs, GcStats};
+use crate::ipfs::{NodeIdentity, cid_v1_string};
 use crate::registry::{Digest, ErrorCode, RegistryError, paths};
 
 /// The `/disco/v1` routes.
@@ -32,6 +36,45 @@ pub fn routes(disco: Disco) -> Router {
         .route("/disco/v1/node", get(node))
         .route("/disco/v1/peers", get(peers))
         .with_state(disco)
+}
+
+/// The `/disco/v1/gc` route over the embedded node.
+pub fn gc_routes(node: EmbeddedIpfs) -> Router {
+    Router::new()
+        .route("/disco/v1/gc", post(gc))
+        .with_state(node)
+}
+
+/// The JSON form of a node identity (`/disco/v1/node`, `disco id --json`).
+pub fn identity_json(id: &NodeIdentity) -> serde_json::Value {
+    json!({
+        "peerId": id.peer_id,
+        "addresses": id.addresses,
+        "agent": id.agent,
+    })
+}
+
+/// The JSON form of a collection's statistics (`/disco/v1/gc`, `disco gc`).
+pub fn gc_stats_json(s: &GcStats) -> serde_json::Value {
+    json!({
+        "marked": s.marked,
+        "removed": s.removed,
+        "freedBytes": s.freed_bytes,
+        "durationMs": s.duration.as_millis() as u64,
+    })
+}
+
+async fn gc(State(node): State<EmbeddedIpfs>) -> Response {
+    match node.gc().await {
+        Ok(stats) => json_response(gc_stats_json(&stats)),
+        Err(e) => {
+            tracing::error!(error = %e, "garbage collection failed");
+            ApiError(RegistryError::internal(format!(
+                "garbage collection failed: {e}"
+            )))
+            .into_response()
+        }
+    }
 }
 
 fn json_response(value: serde_json::Value) -> Response {
@@ -101,11 +144,7 @@ async fn image(State(disco): State<Disco>, Path(digest): Path<String>) -> Respon
 
 async fn node(State(disco): State<Disco>) -> Response {
     match disco.node().await {
-        Ok(id) => json_response(json!({
-            "peerId": id.peer_id,
-            "addresses": id.addresses,
-            "agent": id.agent,
-        })),
+        Ok(id) => json_response(identity_json(&id)),
         Err(e) => ApiError(RegistryError::new(
             ErrorCode::Unavailable,
             format!("the IPFS node cannot be reached: {e}"),

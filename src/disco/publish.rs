@@ -88,27 +88,31 @@ impl Disco {
         };
         let data = paths::blob_data(d);
         let path = mfs.mfs_path(&data);
-        let mut restored = false;
-        loop {
-            match self.ipfs()?.files_stat(&path).await {
-                Ok(st) => return Ok(to_v1(&st.cid)),
-                Err(IpfsError::NotFound(_)) => {}
+        let stat = || async {
+            self.ipfs()?
+                .files_stat(&path)
+                .await
+                .map_err(DiscoError::from)
+        };
+        let mut found = stat().await;
+        if matches!(found, Err(DiscoError::Ipfs(IpfsError::NotFound(_))))
+            && let Some(cache) = &self.inner.cache
+        {
+            match cache.ensure_primary(&data).await {
+                Ok(_) => found = stat().await,
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
-            match &self.inner.cache {
-                Some(cache) if !restored => match cache.ensure_primary(&data).await {
-                    Ok(_) => restored = true,
-                    Err(e) if e.is_not_found() => break,
-                    Err(e) => return Err(e.into()),
-                },
-                _ => break,
-            }
         }
-        Err(RegistryError::new(
-            ErrorCode::ManifestBlobUnknown,
-            format!("blob {d} of the image is not stored in IPFS"),
-        )
-        .into())
+        match found {
+            Ok(st) => Ok(to_v1(&st.cid)),
+            Err(DiscoError::Ipfs(IpfsError::NotFound(_))) => Err(RegistryError::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("blob {d} of the image is not stored in IPFS"),
+            )
+            .into()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Cache-only mode: the CID `ipfs add --cid-version=1` gives the blob,

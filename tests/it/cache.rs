@@ -249,14 +249,7 @@ fn s3_cache_redirects_pulls_to_presigned_urls() {
     let before = metric_sum(&node, "disco_http_response_bytes_total");
     pull_and_compare(&clients, &node.host(), &cid, &img, "redirected");
     let ctr = clients.start_containerd();
-    ctr.ctr(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        &format!("{}/{cid}:latest", node.host()),
-    ]);
+    ctr.pull(&format!("{}/{cid}:latest", node.host()), &[]);
     for d in img.blobs() {
         assert_eq!(ctr.content_digest(&d.digest), (d.digest.clone(), d.size));
     }

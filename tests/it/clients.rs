@@ -484,12 +484,12 @@ fn ctr_pull_push(image: TestImage) {
     s.proxy.clear_log();
 
     let name = s.image_ref(&repo, "v1");
-    let mut pull = vec!["images", "pull", "--plain-http", "--snapshotter", "native"];
-    if l.is_index() {
-        pull.push("--all-platforms");
-    }
-    pull.push(&name);
-    ctr.ctr(&pull);
+    let extra: &[&str] = if l.is_index() {
+        &["--all-platforms"]
+    } else {
+        &[]
+    };
+    ctr.pull(&name, extra);
     assert_head_then_get_by_digest(&s.proxy.log(), &repo, "v1", &l.root.digest, &s.context());
     let ls = ctr.ctr(&["images", "ls"]).stdout;
     assert!(
@@ -637,23 +637,9 @@ fn ctr_resumes_interrupted_layer_download_with_range() {
         times: 1,
     });
     let name = s.image_ref("ctr/resume", "v1");
-    let first = ctr.ctr_result(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        &name,
-    ]);
+    let first = ctr.pull_result(&name, &[]);
     if !first.status.success() {
-        ctr.ctr(&[
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            "native",
-            &name,
-        ]);
+        ctr.pull(&name, &[]);
     }
     let ctx = s.context();
     let gets: Vec<_> = s
@@ -751,14 +737,7 @@ fn docker_schema2_image_and_manifest_list_pull_with_podman_and_ctr() {
         ("docker/multi", &multi_digest),
     ] {
         let name = s.image_ref(repo, "v1");
-        ctr.ctr(&[
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            "native",
-            &name,
-        ]);
+        ctr.pull(&name, &[]);
         let ls = ctr.ctr(&["images", "ls"]).stdout;
         assert!(
             ls.lines()

@@ -233,15 +233,7 @@ fn publish_then_clone_on_a_peer_with_skopeo_and_ctr() {
     // ctr pulls the index by CID from B.
     let ctr = clients.start_containerd();
     let name = format!("{}/{cid2}:latest", b.host());
-    ctr.ctr(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        "--all-platforms",
-        &name,
-    ]);
+    ctr.pull(&name, &["--all-platforms"]);
     for d in idx.blobs() {
         assert_eq!(ctr.content_digest(&d.digest), (d.digest.clone(), d.size));
     }

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::clients::Clients;
 use crate::support::images::{self, TestImage};
+use crate::support::oci;
 use crate::support::oci_api::Api;
 use crate::support::registry::{Options, Registry};
 
@@ -184,14 +185,7 @@ fn zero_config_skopeo_and_ctr_round_trip() {
         format!("{host}/zero/busybox:v1"),
         format!("{host}/{cid}:latest"),
     ] {
-        ctr.ctr(&[
-            "images",
-            "pull",
-            "--plain-http",
-            "--snapshotter",
-            "native",
-            &reference,
-        ]);
+        ctr.pull(&reference, &[]);
         let ls = ctr.ctr(&["images", "ls"]).stdout;
         assert!(
             ls.lines()
@@ -344,19 +338,6 @@ fn disco_id_and_peers() {
     assert!(err.contains("no disco answers"), "{err}");
 }
 
-/// Deterministic pseudo-random bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// Files of the raw leaves (262144-byte chunks) of `data` in the flatfs
 /// blockstore under `ipfs_dir` (Kubo's layout: base32 multihash, shard =
 /// next-to-last two characters).
@@ -421,12 +402,12 @@ fn disco_gc_frees_a_deleted_blob() {
     let ipfs_dir = a.dir.join(".disco/ipfs");
 
     // Kept: a blob linked into a repository.
-    let kept = random_bytes(1, 600_000);
+    let kept = oci::bytes(600_000, 1);
     let kept_digest = format!("sha256:{}", sha256_hex(&kept));
     assert_eq!(upload(&api, "gc/kept", &kept, &kept_digest), 201);
     // Deleted: an upload refused for its digest (imported at commit, then
     // removed with the upload).
-    let gone = random_bytes(2, 3 * 262_144 + 1000);
+    let gone = oci::bytes(3 * 262_144 + 1000, 2);
     let wrong = format!("sha256:{}", sha256_hex(b"not the content"));
     assert_eq!(upload(&api, "gc/gone", &gone, &wrong), 400);
 

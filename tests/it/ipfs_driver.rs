@@ -57,15 +57,21 @@ mod embedded_suite {
 
     use super::*;
 
-    async fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+    /// An offline embedded node (no listen addresses) under `dir`.
+    fn offline_config(dir: &std::path::Path) -> IpfsStorageConfig {
         let mut cfg = IpfsStorageConfig {
             rootdirectory: "/registry".into(),
-            spooldirectory: Some(dir.path().join("spool")),
+            spooldirectory: Some(dir.join("spool")),
             ..Default::default()
         };
-        cfg.embedded.store.path = dir.path().join("ipfs");
+        cfg.embedded.store.path = dir.join("ipfs");
         cfg.embedded.net.listen.clear();
+        cfg
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = offline_config(dir.path());
         let backend = IpfsBackend::open(&cfg, dir.path()).await.unwrap();
         assert!(backend.embedded.is_some() && backend.network.is_none());
         let driver = IpfsDriver::new(backend.ipfs.clone(), &cfg).await.unwrap();
@@ -82,13 +88,7 @@ mod embedded_suite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn uploads_commit_canonical_cids_with_and_without_the_import_alongside() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = IpfsStorageConfig {
-            rootdirectory: "/registry".into(),
-            spooldirectory: Some(dir.path().join("spool")),
-            ..Default::default()
-        };
-        cfg.embedded.store.path = dir.path().join("ipfs");
-        cfg.embedded.net.listen.clear();
+        let cfg = offline_config(dir.path());
         let backend = IpfsBackend::open(&cfg, dir.path()).await.unwrap();
         let mib = vec![0u8; 1024 * 1024];
         let write = |d: &IpfsDriver, path: &'static str, append: bool, mibs: usize| {

@@ -2,7 +2,6 @@
 //! (storage half), and libp2p networking with bitswap and the Kademlia DHT
 //! (networking half). Both halves meet at the two traits below.
 
-pub mod admin;
 pub mod blockstore;
 pub mod config;
 mod gc;

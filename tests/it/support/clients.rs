@@ -525,6 +525,21 @@ disabled_plugins = [
         self.ctr_result(args).ok()
     }
 
+    /// `ctr images pull --plain-http --snapshotter native <extra> <reference>`;
+    /// does not check the status.
+    pub fn pull_result(&self, reference: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["images", "pull", "--plain-http", "--snapshotter", "native"];
+        args.extend_from_slice(extra);
+        args.push(reference);
+        self.ctr_result(&args)
+    }
+
+    /// [`Containerd::pull_result`], asserting success.
+    #[track_caller]
+    pub fn pull(&self, reference: &str, extra: &[&str]) -> Run {
+        self.pull_result(reference, extra).ok()
+    }
+
     /// `sha256:` and size of a blob in containerd's content store (streamed
     /// through `ctr content get` into a file).
     #[track_caller]
