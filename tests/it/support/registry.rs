@@ -32,13 +32,68 @@ impl Kind {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 for a server a test starts, reserved for
+/// the rest of this test process.
+///
+/// A port bound and released in the kernel's ephemeral range can be taken
+/// by any outgoing connection of a test running alongside before the
+/// server binds it. So ports come from below that range (outgoing
+/// connections never use those), and each is claimed with an advisory lock
+/// file held until the test process exits, so that two test processes
+/// never pick the same one; a bind check skips ports something else holds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::fd::AsRawFd;
+    use std::sync::Mutex;
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+
+    let (lo, hi) = reservable_ports();
+    let dir = std::env::temp_dir().join("disco-it-ports");
+    if std::fs::create_dir(&dir).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    for _ in 0..10_000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = lo + (h.finish() % u64::from(hi - lo)) as u16;
+        let Ok(lock) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        HELD.lock().unwrap().push(lock);
+        return port;
+    }
+    panic!("no free port in {lo}..{hi}");
+}
+
+/// Ports outside the kernel's ephemeral range (`ip_local_port_range`,
+/// which outgoing connections draw from): from 10000 up to it by default.
+fn reservable_ports() -> (u16, u16) {
+    let range: Vec<u16> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    match range[..] {
+        [lo, _] if lo > 11_000 => (10_000, lo),
+        [_, hi] if hi < 64_000 => (hi + 1, 65_535),
+        _ => (10_000, 20_000),
+    }
 }
 
 /// A running registry, killed (by PID) when dropped.

@@ -310,8 +310,9 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Forwards to `upstream` (`http://host:port`), failing every
-    /// `every`-th request (1 = all) alternately with `503 SlowDown` and
-    /// `500 InternalError`.
+    /// `every`-th request (1 = all but retries) alternately with
+    /// `503 SlowDown` and `500 InternalError`; a failed request is not
+    /// failed again when retried.
     pub async fn start(upstream: String, every: u64) -> Self {
         Self::start_with(upstream, every, 0).await
     }
@@ -334,6 +335,7 @@ impl FaultProxy {
         let truncated = Arc::new(AtomicU64::new(0));
         let client = reqwest::Client::new();
         let (seen2, injected2, truncated2) = (seen.clone(), injected.clone(), truncated.clone());
+        let failed: Arc<parking_lot::Mutex<std::collections::HashSet<String>>> = Arc::default();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -342,15 +344,23 @@ impl FaultProxy {
                 let (client, upstream) = (client.clone(), upstream.clone());
                 let (seen, injected) = (seen2.clone(), injected2.clone());
                 let truncated = truncated2.clone();
+                let failed = failed.clone();
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let (client, upstream) = (client.clone(), upstream.clone());
                     let (seen, injected) = (seen.clone(), injected.clone());
                     let truncated = truncated.clone();
+                    let failed = failed.clone();
                     async move {
                         let n = seen.fetch_add(1, Ordering::SeqCst);
                         let (parts, body) = req.into_parts();
                         let body = body.collect().await?.to_bytes();
-                        if every > 0 && n % every == 0 {
+                        // A request failed once goes through when retried:
+                        // the driver's retries must suffice, whatever other
+                        // requests run meanwhile.
+                        let key = format!("{} {}", parts.method, parts.uri);
+                        let retried = failed.lock().remove(&key);
+                        if every > 0 && n % every == 0 && !retried {
+                            failed.lock().insert(key);
                             let k = injected.fetch_add(1, Ordering::SeqCst);
                             let (status, code) = if k % 2 == 0 {
                                 (503, "SlowDown")
