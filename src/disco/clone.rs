@@ -3,15 +3,22 @@
 //! 1. The repository DAG is fetched and validated ([`super::tree`]) within
 //!    `disco.clonetimeout`; if no peer provides it, the clone fails as not
 //!    found.
-//! 2. Its manifests, then its configs and layers, are streamed by CID,
-//!    hashed while read and checked against their digests (and against the
-//!    sizes the manifests give), then copied into a staging directory
-//!    outside the registry layout. Blobs already stored are skipped. A blob
+//! 2. Its manifests, then its configs and layers (smallest first), are
+//!    streamed by CID, hashed while read and checked against their digests
+//!    (and against the sizes the manifests give), copied into a staging
+//!    directory outside the registry layout, and moved into `blobs/` one by
+//!    one as each is verified. Blobs already stored are skipped. A blob
 //!    stalling longer than the timeout fails the clone as not found.
-//! 3. Only when every blob is verified are they moved into `blobs/`, then
-//!    the repository is copied to `repositories/<cid>` and the digest
-//!    repository written: nothing is visible before the image is whole.
-//!    On failure the staging directory is removed.
+//! 3. When every blob is there, the repository is copied to
+//!    `repositories/<cid>` and the digest repository written. On failure
+//!    the staging directory is removed; blobs already verified stay in
+//!    `blobs/` (correct content no repository links, as after an
+//!    interrupted push), and no repository appears.
+//!
+//! Pulls do not wait for the whole image: a manifest is served as soon as
+//! every manifest of the image is verified, and a blob of the image as
+//! soon as that blob is ([`Progress`]), so clients download layers while
+//! later ones still arrive. Nothing unverified is ever served.
 //!
 //! Concurrent pulls of one CID share one clone, which runs in its own task
 //! (a client that gives up does not cancel it for the others); at most
@@ -25,6 +32,7 @@ use bytes::{Bytes, BytesMut};
 use cid::Cid;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt, TryStreamExt, stream};
+use tokio::sync::watch;
 
 use super::error::{DiscoError, Result};
 use super::json::BlobRef;
@@ -36,8 +44,47 @@ use crate::registry::manifest::{self, Kind};
 use crate::registry::{Digest, paths};
 use crate::storage::StorageDriver;
 
-/// A clone in progress, awaited by every pull of its CID.
+/// A clone's outcome, awaited by every pull of its CID.
 pub(crate) type SharedClone = Shared<BoxFuture<'static, Result<(), Arc<DiscoError>>>>;
+
+/// A clone in progress: its outcome and what it has made available so far.
+#[derive(Clone)]
+pub(crate) struct CloneHandle {
+    done: SharedClone,
+    progress: watch::Receiver<Progress>,
+}
+
+/// What a running clone has made available to pulls.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// The image, once all its manifests are verified and stored.
+    image: Option<Arc<ImageBlobs>>,
+    /// Blobs of the image verified and stored in `blobs/` so far.
+    ready: HashSet<Digest>,
+    /// The clone ended (its outcome is [`CloneHandle::done`]'s).
+    ended: bool,
+}
+
+/// An image's manifests and blobs, as its verified manifests give them.
+#[derive(Debug)]
+pub(crate) struct ImageBlobs {
+    /// The manifest tag `latest` names.
+    pub manifest: Digest,
+    /// Every manifest (an index and its children).
+    pub manifests: HashSet<Digest>,
+    /// Every blob the image links: manifests, configs and layers.
+    pub blobs: HashSet<Digest>,
+}
+
+/// What a pull waiting for one blob of a clone gets.
+pub(crate) enum BlobWait {
+    /// The blob is verified and stored.
+    Ready,
+    /// The image does not link this blob.
+    NotInImage,
+    /// The clone finished: the repository is installed.
+    Installed,
+}
 
 /// Blobs fetched at once by one clone.
 const BLOB_CONCURRENCY: usize = 4;
@@ -55,37 +102,103 @@ struct Fetched {
 
 impl Disco {
     /// Clones the image repository `cid` into the registry, or waits for
-    /// the clone already running.
+    /// the clone already running, until it is whole.
     pub async fn clone_image(&self, cid: Cid) -> Result<(), Arc<DiscoError>> {
-        let fut = {
-            let mut clones = self.inner.clones.lock();
-            match clones.get(&cid) {
-                Some(f) => f.clone(),
-                None => {
-                    let this = self.clone();
-                    let task = tokio::spawn(async move {
-                        let r = this.run_clone(cid).await.map_err(Arc::new);
-                        this.inner.clones.lock().remove(&cid);
-                        r
-                    });
-                    let f: SharedClone = async move {
-                        task.await.unwrap_or_else(|e| {
-                            Err(Arc::new(DiscoError::Ipfs(IpfsError::Other(format!(
-                                "clone task failed: {e}"
-                            )))))
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    clones.insert(cid, f.clone());
-                    f
-                }
-            }
-        };
-        fut.await
+        self.start_clone(cid).done.await
     }
 
-    async fn run_clone(&self, cid: Cid) -> Result<()> {
+    /// Waits until the manifests of image `cid` are verified and stored
+    /// (starting its clone if none runs): `Some` with the image's blobs,
+    /// or `None` if the clone already finished and installed it.
+    pub(crate) async fn clone_manifests(
+        &self,
+        cid: Cid,
+    ) -> Result<Option<Arc<ImageBlobs>>, Arc<DiscoError>> {
+        let handle = self.start_clone(cid);
+        let mut rx = handle.progress.clone();
+        let image = match rx.wait_for(|p| p.image.is_some() || p.ended).await {
+            Ok(p) if !p.ended => p.image.clone(),
+            _ => None,
+        };
+        if image.is_none() {
+            handle.done.await?;
+        }
+        Ok(image)
+    }
+
+    /// Waits until blob `digest` of image `cid` is verified and stored
+    /// (starting its clone if none runs).
+    pub(crate) async fn clone_blob(
+        &self,
+        cid: Cid,
+        digest: &Digest,
+    ) -> Result<BlobWait, Arc<DiscoError>> {
+        let handle = self.start_clone(cid);
+        let mut rx = handle.progress.clone();
+        let seen = rx
+            .wait_for(|p| {
+                p.ended
+                    || p.ready.contains(digest)
+                    || p.image.as_ref().is_some_and(|i| !i.blobs.contains(digest))
+            })
+            .await
+            .ok()
+            .and_then(|p| {
+                if p.ready.contains(digest) {
+                    Some(BlobWait::Ready)
+                } else if p.ended {
+                    None
+                } else {
+                    Some(BlobWait::NotInImage)
+                }
+            });
+        match seen {
+            Some(w) => Ok(w),
+            None => {
+                handle.done.await?;
+                Ok(BlobWait::Installed)
+            }
+        }
+    }
+
+    /// True while a clone of `cid` runs.
+    pub(crate) fn clone_running(&self, cid: &Cid) -> bool {
+        self.inner.clones.lock().contains_key(cid)
+    }
+
+    /// The running clone of `cid`, or a new one.
+    fn start_clone(&self, cid: Cid) -> CloneHandle {
+        let mut clones = self.inner.clones.lock();
+        if let Some(h) = clones.get(&cid) {
+            return h.clone();
+        }
+        let (tx, rx) = watch::channel(Progress::default());
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let r = this.run_clone(cid, &tx).await.map_err(Arc::new);
+            this.inner.clones.lock().remove(&cid);
+            tx.send_modify(|p| p.ended = true);
+            r
+        });
+        let this = self.clone();
+        let done: SharedClone = async move {
+            task.await.unwrap_or_else(|e| {
+                // The task died before forgetting itself: a later pull
+                // starts afresh.
+                this.inner.clones.lock().remove(&cid);
+                Err(Arc::new(DiscoError::Ipfs(IpfsError::Other(format!(
+                    "clone task failed: {e}"
+                )))))
+            })
+        }
+        .boxed()
+        .shared();
+        let handle = CloneHandle { done, progress: rx };
+        clones.insert(cid, handle.clone());
+        handle
+    }
+
+    async fn run_clone(&self, cid: Cid, progress: &watch::Sender<Progress>) -> Result<()> {
         let wait = self.inner.cfg.clonetimeout;
         let _slot = match tokio::time::timeout(wait, self.inner.clone_slots.acquire()).await {
             Ok(Ok(permit)) => permit,
@@ -98,7 +211,7 @@ impl Disco {
         let text = cid_v1_string(&cid);
         tracing::info!(cid = %text, "cloning image from IPFS");
         let staging = format!("{STAGING}/{text}-{}", uuid::Uuid::new_v4().simple());
-        let r = self.clone_into(cid, &staging).await;
+        let r = self.clone_into(cid, &staging, progress).await;
         match self
             .ipfs()?
             .files_rm(&self.mfs()?.mfs_path(&staging), true)
@@ -127,7 +240,12 @@ impl Disco {
         r.map(|_| ())
     }
 
-    async fn clone_into(&self, cid: Cid, staging: &str) -> Result<Fetched> {
+    async fn clone_into(
+        &self,
+        cid: Cid,
+        staging: &str,
+        progress: &watch::Sender<Progress>,
+    ) -> Result<Fetched> {
         let timeout = self.inner.cfg.clonetimeout;
         let text = cid_v1_string(&cid);
         let repo =
@@ -148,7 +266,6 @@ impl Disco {
             "image repository fetched; fetching blobs"
         );
         let mut fetched = Fetched::default();
-        let mut staged: Vec<Digest> = Vec::new();
 
         // Manifests first: they give the sizes of everything else.
         let repo = &repo;
@@ -177,7 +294,6 @@ impl Disco {
             if let Some(size) = size {
                 fetched.blobs += 1;
                 fetched.bytes += size;
-                staged.push(d.clone());
             }
             let m = manifest::parse(bytes, None)
                 .map_err(|e| DiscoError::invalid(cid, format!("manifest {d}: {}", e.message)))?;
@@ -207,16 +323,34 @@ impl Disco {
             }
         }
 
-        // Then every config and layer, bounded by the size its manifest gives.
+        // The manifests are verified: make them visible to pulls of this
+        // image, which can start while its layers arrive.
+        for (d, size, _) in &results {
+            if size.is_some() {
+                self.make_visible(staging, d).await?;
+            }
+        }
+        progress.send_modify(|p| {
+            p.image = Some(Arc::new(ImageBlobs {
+                manifest: repo.files.manifest.clone(),
+                manifests: manifests.iter().map(|d| (*d).clone()).collect(),
+                blobs: manifests.union(&layers).map(|d| (*d).clone()).collect(),
+            }));
+            p.ready.extend(repo.files.manifests.iter().cloned());
+        });
+
+        // Then every config and layer, smallest first, bounded by the size
+        // its manifest gives; each is visible as soon as it is verified.
         let sizes = &sizes;
-        let rest: Vec<Digest> = repo
+        let mut rest: Vec<Digest> = repo
             .files
             .layers
             .iter()
             .filter(|d| !manifests.contains(d))
             .cloned()
             .collect();
-        let blobs: Vec<(Digest, Option<u64>)> = stream::iter(rest)
+        rest.sort_by_key(|d| sizes.get(d).copied().unwrap_or(u64::MAX));
+        let blobs: Vec<Option<u64>> = stream::iter(rest)
             .map(|d| async move {
                 let b = blob_ref(repo, cid, &d)?;
                 let expect = sizes.get(&d).copied();
@@ -224,31 +358,23 @@ impl Disco {
                 let got = self
                     .fetch_blob(cid, &b, expect, limit, false, staging)
                     .await?;
-                Ok::<_, DiscoError>((d, got.map(|(size, _)| size)))
+                if got.is_some() {
+                    self.make_visible(staging, &d).await?;
+                }
+                progress.send_modify(|p| {
+                    p.ready.insert(d);
+                });
+                Ok::<_, DiscoError>(got.map(|(size, _)| size))
             })
             .buffer_unordered(BLOB_CONCURRENCY)
             .try_collect()
             .await?;
-        for (d, size) in blobs {
-            if let Some(size) = size {
-                fetched.blobs += 1;
-                fetched.bytes += size;
-                staged.push(d);
-            }
+        for size in blobs.into_iter().flatten() {
+            fetched.blobs += 1;
+            fetched.bytes += size;
         }
 
-        // Everything is verified: make it visible.
-        for d in &staged {
-            let data = paths::blob_data(d);
-            let present = match self.inner.driver.stat(&data).await {
-                Ok(info) => !info.is_dir,
-                Err(e) if e.is_not_found() => false,
-                Err(e) => return Err(e.into()),
-            };
-            if !present {
-                StorageDriver::rename(self.mfs()?, &staged_path(staging, d), &data).await?;
-            }
-        }
+        // Every blob is there: install the repository.
         self.install_repo(&cid).await?;
         let linked: Vec<BlobRef> = repo
             .json
@@ -261,6 +387,21 @@ impl Disco {
         links::write_digest_repo(&self.inner.driver, &repo.files, &cid).await?;
         self.provide(cid, &linked);
         Ok(fetched)
+    }
+
+    /// Moves verified blob `d` from `staging` into `blobs/`, unless a
+    /// push or another clone stored it meanwhile.
+    async fn make_visible(&self, staging: &str, d: &Digest) -> Result<()> {
+        let data = paths::blob_data(d);
+        let present = match self.inner.driver.stat(&data).await {
+            Ok(info) => !info.is_dir,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !present {
+            StorageDriver::rename(self.mfs()?, &staged_path(staging, d), &data).await?;
+        }
+        Ok(())
     }
 
     /// Streams one blob by CID, verifying its digest (and `expect`ed size,

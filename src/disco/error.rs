@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::ipfs::IpfsError;
-use crate::registry::{ErrorCode, RegistryError};
+use crate::registry::{Digest, ErrorCode, RegistryError};
 use crate::storage::StorageError;
 
 /// A publishing or cloning failure.
@@ -58,23 +58,35 @@ impl DiscoError {
     /// content not found or invalid → 404 `MANIFEST_UNKNOWN` saying why;
     /// backend down → 503 `UNAVAILABLE`; anything else → 500.
     pub fn clone_response(&self, cid: &str) -> RegistryError {
+        self.response_as(ErrorCode::ManifestUnknown, "manifest unknown", cid)
+    }
+
+    /// The registry error a blob download gets when the clone of `cid`
+    /// it waited for failed: as [`DiscoError::clone_response`], with
+    /// `BLOB_UNKNOWN` for content not found or invalid.
+    pub fn blob_response(&self, cid: &str, digest: &Digest) -> RegistryError {
+        self.response_as(
+            ErrorCode::BlobUnknown,
+            &format!("blob unknown: {digest}"),
+            cid,
+        )
+    }
+
+    fn response_as(&self, code: ErrorCode, unknown: &str, cid: &str) -> RegistryError {
         match self {
-            DiscoError::NotFound { .. } => RegistryError::new(
-                ErrorCode::ManifestUnknown,
-                format!("manifest unknown: {self}"),
-            )
-            .with_detail(serde_json::json!({
-                "cid": cid,
-                "reason": "content not found on the IPFS network",
-            })),
-            DiscoError::Invalid { reason, .. } => RegistryError::new(
-                ErrorCode::ManifestUnknown,
-                format!("manifest unknown: {self}"),
-            )
-            .with_detail(serde_json::json!({
-                "cid": cid,
-                "reason": format!("not a valid disco image: {reason}"),
-            })),
+            DiscoError::NotFound { .. } => RegistryError::new(code, format!("{unknown}: {self}"))
+                .with_detail(serde_json::json!({
+                    "cid": cid,
+                    "reason": "content not found on the IPFS network",
+                })),
+            DiscoError::Invalid { reason, .. } => {
+                RegistryError::new(code, format!("{unknown}: {self}")).with_detail(
+                    serde_json::json!({
+                        "cid": cid,
+                        "reason": format!("not a valid disco image: {reason}"),
+                    }),
+                )
+            }
             DiscoError::Busy(_)
             | DiscoError::Ipfs(IpfsError::Unavailable(_))
             | DiscoError::Storage(StorageError::Unavailable(_)) => RegistryError::new(

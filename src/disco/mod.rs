@@ -11,8 +11,10 @@
 //!   ([`links`]). The CIDs are provided to the network.
 //! - Cloning ([`clone`]): a pull of `repositories/<cid>` that is not local
 //!   fetches the repository DAG ([`tree`], validated strictly) and every
-//!   blob by CID, verifies each blob against its digest, and only then
-//!   makes the repository visible. Bounded by `disco.clonetimeout`.
+//!   blob by CID, verifies each blob against its digest before serving it
+//!   (manifests first, so pulls start while layers arrive), and installs
+//!   the repository when the image is whole. Bounded by
+//!   `disco.clonetimeout`.
 //! - Names ([`names`]): CIDv1 and digest-hex repositories are pull-only.
 //! - HTTP ([`http`]): `GET /disco/v1/images/<digest>`, `GET /disco/v1/node`.
 
@@ -42,6 +44,7 @@ use crate::ipfs::embedded::net::Network;
 use crate::ipfs::{Ipfs, NodeIdentity, cid_v1_string};
 use crate::registry::hooks::RegistryHook;
 use crate::registry::manifest::Manifest;
+use crate::registry::manifests::Reference;
 use crate::registry::{Digest, Registry, RegistryError, RepoName};
 use crate::storage::Driver;
 use crate::storage::cache::CacheDriver;
@@ -50,7 +53,7 @@ use crate::storage::ipfs::IpfsDriver;
 /// Response header carrying the CID an image was published under.
 pub const CID_HEADER: &str = "Disco-Cid";
 /// Storage directory (outside the registry layout) where clones stage
-/// their blobs until the whole image is verified.
+/// each blob until it is verified.
 pub const STAGING: &str = "/disco/clones";
 /// Storage directory (outside the registry layout) remembering the
 /// UnixFS CID of each blob in cache-only mode (`<alg>/<hex>` → CID).
@@ -76,7 +79,7 @@ struct Inner {
     /// The secondary store mirroring IPFS, if configured.
     cache: Option<CacheDriver>,
     metrics: DiscoMetrics,
-    clones: Mutex<HashMap<Cid, clone::SharedClone>>,
+    clones: Mutex<HashMap<Cid, clone::CloneHandle>>,
     clone_slots: tokio::sync::Semaphore,
 }
 
@@ -196,25 +199,86 @@ impl RegistryHook for Disco {
         &self,
         registry: &Registry,
         name: &RepoName,
-        _reference: &str,
-    ) -> crate::registry::Result<bool> {
-        if self.inner.cfg.noclone || self.inner.ipfs.is_none() {
-            return Ok(false);
+        reference: &Reference,
+    ) -> crate::registry::Result<Option<Digest>> {
+        let Some(cid) = self.clonable(name) else {
+            return Ok(None);
+        };
+        if registry.repo_exists(name).await? {
+            // Cloned since the registry looked.
+            return registry.resolve(name, reference).await;
         }
-        let NameKind::Cid {
-            cid,
-            canonical: true,
-        } = names::classify(name)
-        else {
+        let text = cid_v1_string(&cid);
+        match self
+            .clone_manifests(cid)
+            .await
+            .map_err(|e| e.clone_response(&text))?
+        {
+            Some(image) => Ok(match reference {
+                Reference::Tag(t) if t == layout::LATEST => Some(image.manifest.clone()),
+                Reference::Digest(d) if image.manifests.contains(d) => Some(d.clone()),
+                _ => None,
+            }),
+            None => registry.resolve(name, reference).await,
+        }
+    }
+
+    async fn repository_missing(
+        &self,
+        registry: &Registry,
+        name: &RepoName,
+    ) -> crate::registry::Result<bool> {
+        let Some(cid) = self.clonable(name) else {
             return Ok(false);
         };
         if registry.repo_exists(name).await? {
-            return Ok(false);
+            return Ok(true);
         }
         let text = cid_v1_string(&cid);
         self.clone_image(cid)
             .await
             .map_err(|e| e.clone_response(&text))?;
         Ok(true)
+    }
+
+    async fn blob_missing(
+        &self,
+        registry: &Registry,
+        name: &RepoName,
+        digest: &Digest,
+    ) -> crate::registry::Result<bool> {
+        let Some(cid) = self.clonable(name) else {
+            return Ok(false);
+        };
+        let text = cid_v1_string(&cid);
+        if !self.clone_running(&cid) && registry.repo_exists(name).await? {
+            // Cloned since the registry looked.
+            return registry.blob_linked(name, digest).await;
+        }
+        match self
+            .clone_blob(cid, digest)
+            .await
+            .map_err(|e| e.blob_response(&text, digest))?
+        {
+            clone::BlobWait::Ready => Ok(true),
+            clone::BlobWait::NotInImage => Ok(false),
+            clone::BlobWait::Installed => registry.blob_linked(name, digest).await,
+        }
+    }
+}
+
+impl Disco {
+    /// The CID `name` is a canonical clone target for, when cloning is on.
+    fn clonable(&self, name: &RepoName) -> Option<Cid> {
+        if self.inner.cfg.noclone || self.inner.ipfs.is_none() {
+            return None;
+        }
+        match names::classify(name) {
+            NameKind::Cid {
+                cid,
+                canonical: true,
+            } => Some(cid),
+            _ => None,
+        }
     }
 }

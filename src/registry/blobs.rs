@@ -11,7 +11,8 @@ use super::{Registry, paths};
 use crate::storage::{ByteStream, StorageError};
 
 impl Registry {
-    /// Size of a blob linked into `name`, or `BLOB_UNKNOWN`.
+    /// Size of a blob linked into `name` (or that hooks make available to
+    /// it), or `BLOB_UNKNOWN`.
     pub async fn stat_blob(&self, name: &RepoName, digest: &Digest) -> Result<u64> {
         if self
             .read_link(&paths::layer_link(name, digest))
@@ -19,11 +20,30 @@ impl Registry {
             .as_ref()
             != Some(digest)
         {
-            return Err(RegistryError::blob_unknown(digest));
+            let mut available = false;
+            for hook in &self.hooks {
+                if hook.blob_missing(self, name, digest).await? {
+                    available = true;
+                    break;
+                }
+            }
+            if !available {
+                return Err(RegistryError::blob_unknown(digest));
+            }
         }
         self.stat_global_blob(digest)
             .await?
             .ok_or_else(|| RegistryError::blob_unknown(digest))
+    }
+
+    /// True if `digest` is linked into `name` and stored.
+    pub async fn blob_linked(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+        Ok(self
+            .read_link(&paths::layer_link(name, digest))
+            .await?
+            .as_ref()
+            == Some(digest)
+            && self.stat_global_blob(digest).await?.is_some())
     }
 
     /// Size of a blob in the global store, whatever repository links it.

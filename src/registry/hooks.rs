@@ -8,6 +8,7 @@ use super::Registry;
 use super::digest::Digest;
 use super::error::Result;
 use super::manifest::Manifest;
+use super::manifests::Reference;
 use super::name::RepoName;
 
 /// Called by the registry around pushes and pulls. Every method has a
@@ -32,14 +33,34 @@ pub trait RegistryHook: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    /// Runs when a manifest `reference` is not found in `name`; returns true
-    /// if it made the repository available (e.g. cloned it by CID), so the
-    /// lookup is retried.
+    /// Runs when a manifest `reference` is not found in `name`; returns the
+    /// digest it names if the hook made that manifest available in the
+    /// global blob store (verified), e.g. early in a clone by CID whose
+    /// other blobs are still arriving.
     async fn manifest_missing(
         &self,
         _registry: &Registry,
         _name: &RepoName,
-        _reference: &str,
+        _reference: &Reference,
+    ) -> Result<Option<Digest>> {
+        Ok(None)
+    }
+
+    /// Runs when the repository `name` does not exist; returns true if the
+    /// hook made it available whole (e.g. cloned it by CID), so the lookup
+    /// is retried.
+    async fn repository_missing(&self, _registry: &Registry, _name: &RepoName) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Runs when blob `digest` is not linked into `name`; returns true if
+    /// the hook made it available to `name` in the global blob store
+    /// (verified), e.g. a clone by CID in progress fetched it.
+    async fn blob_missing(
+        &self,
+        _registry: &Registry,
+        _name: &RepoName,
+        _digest: &Digest,
     ) -> Result<bool> {
         Ok(false)
     }

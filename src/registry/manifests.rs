@@ -248,11 +248,7 @@ impl Registry {
             return Ok(d);
         }
         for hook in &self.hooks {
-            if hook
-                .manifest_missing(self, name, &reference.to_string())
-                .await?
-                && let Some(d) = self.resolve(name, reference).await?
-            {
+            if let Some(d) = hook.manifest_missing(self, name, reference).await? {
                 return Ok(d);
             }
         }

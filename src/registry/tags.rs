@@ -17,7 +17,7 @@ impl Registry {
         // A repository hooks can materialise (an image by CID) is listed
         // once it is there.
         for hook in &self.hooks {
-            match hook.manifest_missing(self, name, "latest").await {
+            match hook.repository_missing(self, name).await {
                 Ok(true) => return self.list_tags_once(name).await,
                 Ok(false) => {}
                 Err(e) if e.code == ErrorCode::ManifestUnknown => {

@@ -61,6 +61,30 @@ pub(crate) fn pull_and_compare(
     args.extend([src.as_str(), dest.as_str()]);
     clients.skopeo(&args);
     assert_pulled_same(&out, want);
+    wait_installed(host, repo);
+}
+
+/// Waits until the registry at `host` holds repository `repo` whole: a
+/// pull by CID can finish while the clone that serves it is still
+/// installing the repository, and listing the tags waits for that.
+pub(crate) fn wait_installed(host: &str, repo: &str) {
+    let api = crate::support::oci_api::Api::new(&format!("http://{host}"));
+    let mut last = None;
+    // A few tries: some tests inject storage faults.
+    for _ in 0..5 {
+        let r = api.get(&format!("/v2/{repo}/tags/list"));
+        if r.status == 200 {
+            return;
+        }
+        last = Some(r);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = last.unwrap();
+    panic!(
+        "{repo} not listed at {host}: {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
 }
 
 /// The digests of `layout`'s blobs as `disco.json` writes them (hex).
@@ -549,15 +573,22 @@ fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
             .unwrap()
             .contains("invalid disco.json")
     );
+    // The manifest of the image with a wrong layer is valid and served
+    // while its blobs arrive; the layer whose bytes hash wrong never is.
     let r = b.api.manifest(&roots[1], "latest");
-    assert_clone_404(&r, "not a valid disco image", &b.log_tail());
+    assert_eq!(r.status, 200, "{}", b.log_tail());
+    assert_eq!(r.body, img.manifest);
+    let ld = Crafted::digest(&img.layer);
+    let r = b.api.get(&format!("/v2/{}/blobs/{ld}", roots[1]));
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["errors"][0]["code"], "BLOB_UNKNOWN", "{v}");
     assert!(
-        r.json()["errors"][0]["message"]
+        v["errors"][0]["message"]
             .as_str()
             .unwrap()
             .contains("hash to"),
-        "{}",
-        String::from_utf8_lossy(&r.body)
+        "{v}"
     );
     let md = Crafted::digest(&img.manifest);
     for root in &roots[..2] {
@@ -568,21 +599,25 @@ fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
         b.api.get(&format!("/v2/{}/tags/list", md.hex())).status,
         404
     );
-    // Two failed pulls, then two failed tag listings (each tries a clone).
-    assert_eq!(b.metric("disco_clones_failed_total"), 4);
-    // No blob of the failed clones became visible, not even the manifest
-    // that was verified before the wrong layer was found: an anonymous
-    // mount finds nothing.
-    for blob in [&img.manifest, &img.config] {
-        let d = Crafted::digest(blob);
-        let r = b.api.request(
-            "POST",
-            &format!("/v2/probe/blobs/uploads/?mount={d}"),
-            &[],
-            Vec::new(),
-        );
-        assert_eq!(r.status, 202, "{d} is not in the registry");
-    }
+    // Every clone failed: two pulls, a layer download (joining the second
+    // or retrying it), two tag listings.
+    let started = b.metric("disco_clones_started_total");
+    assert!(started >= 4, "{started} clones");
+    assert_eq!(b.metric("disco_clones_failed_total"), started);
+    // The wrong layer's digest is in no form in the registry (an anonymous
+    // mount finds nothing); the manifest, verified, is.
+    let mount = |d: &Digest| {
+        b.api
+            .request(
+                "POST",
+                &format!("/v2/probe/blobs/uploads/?mount={d}"),
+                &[],
+                Vec::new(),
+            )
+            .status
+    };
+    assert_eq!(mount(&ld), 202, "{ld} is not in the registry");
+    assert_eq!(mount(&md), 201, "{md} was verified and stored");
 
     // The well-formed repository clones; its manifest is the same blob the
     // failed clones had verified and staged.
@@ -590,6 +625,7 @@ fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
     assert_eq!(r.status, 200, "{}", b.log_tail());
     assert_eq!(r.body, img.manifest);
     let good_root = roots[2].clone();
+    wait_installed(&b.host(), &good_root);
 
     // Nothing of the failed clones is in the store: no staging, no
     // repositories.
@@ -611,5 +647,70 @@ fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
         node.shutdown().await.unwrap();
     });
     drop(node);
+    drop(net);
+}
+
+#[test]
+fn a_clone_serves_each_blob_as_soon_as_it_is_verified() {
+    // A provider in this process holds an image repository, its manifest
+    // and its config, but not yet its layer.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = MemStore::new();
+    let net = rt
+        .block_on(Network::start(
+            &NetConfig::loopback(),
+            libp2p::identity::Keypair::generate_ed25519(),
+            store.clone(),
+        ))
+        .unwrap();
+    let img = Crafted::new();
+    let json = DiscoJson::new([&img.config, &img.layer, &img.manifest].map(|b| BlobRef {
+        digest: Crafted::digest(b),
+        cid: raw_cid(b),
+    }))
+    .unwrap();
+    let dag = rt
+        .block_on(layout::build(&img.files(), Bytes::from(json.to_bytes())))
+        .unwrap();
+    let mut blocks = dag.blocks;
+    blocks.extend([&img.config, &img.manifest].map(|b| (raw_cid(b), Bytes::copy_from_slice(b))));
+    store.insert_all(&blocks);
+    let root = dag.root.to_string();
+    let b = Node::start(NodeOpts {
+        bootstrap: vec![net.addresses()[0].to_string()],
+        clonetimeout: Some("60s".into()),
+        ..NodeOpts::default()
+    });
+
+    // The manifest and the config are served while the layer is missing:
+    // the clone is still running.
+    let r = b.api.manifest(&root, "latest");
+    assert_eq!(r.status, 200, "{}", b.log_tail());
+    assert_eq!(r.body, img.manifest);
+    let cd = Crafted::digest(&img.config);
+    let r = b.api.get(&format!("/v2/{root}/blobs/{cd}"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.body, img.config);
+    assert_eq!(b.metric("disco_clones_in_flight"), 1);
+    assert_eq!(b.metric("disco_clones_succeeded_total"), 0);
+
+    // A download of the layer waits for it; the layer reaches the
+    // provider, and the download completes with its bytes.
+    let ld = Crafted::digest(&img.layer);
+    let url = b.reg.url();
+    let path = format!("/v2/{root}/blobs/{ld}");
+    let download = std::thread::spawn(move || crate::support::oci_api::Api::new(&url).get(&path));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    store.insert_all(&[(raw_cid(&img.layer), Bytes::copy_from_slice(&img.layer))]);
+    let r = download.join().unwrap();
+    assert_eq!(r.status, 200, "{}", b.log_tail());
+    assert_eq!(r.body, img.layer);
+
+    // Then the clone installs the repository.
+    wait_installed(&b.host(), &root);
+    assert_eq!(b.api.tags(&root), vec!["latest".to_string()]);
+    assert_eq!(b.metric("disco_clones_started_total"), 1);
+    assert_eq!(b.metric("disco_clones_succeeded_total"), 1);
+    assert_eq!(b.metric("disco_clones_in_flight"), 0);
     drop(net);
 }
