@@ -114,24 +114,129 @@ fn with_node_stopped(node: &mut Node, f: impl FnOnce()) {
     node.restart();
 }
 
-#[test]
-fn purge_scenarios_with_a_filesystem_cache() {
+/// The cache of a purge scenario, to purge and to inspect.
+enum CacheStore {
+    /// A filesystem cache rooted here.
+    Fs(PathBuf),
+    /// An S3 cache in this bucket (under `rootdirectory: /cache`).
+    S3 {
+        server: std::sync::Arc<S3Server>,
+        bucket: String,
+    },
+}
+
+impl CacheStore {
+    /// The `cache:` section's YAML.
+    fn yaml(&self) -> String {
+        match self {
+            CacheStore::Fs(root) => fs_cache(root),
+            CacheStore::S3 { server, bucket } => {
+                s3_cache(&server.endpoint(), bucket, ACCESS_KEY, SECRET_KEY)
+            }
+        }
+    }
+
+    /// Whether the file at `path` (below the storage root) is cached.
+    fn has(&self, rt: &tokio::runtime::Runtime, path: &str) -> bool {
+        match self {
+            CacheStore::Fs(root) => root.join(path).is_file(),
+            CacheStore::S3 { server, bucket } => rt
+                .block_on(
+                    server
+                        .client()
+                        .head_object()
+                        .bucket(bucket)
+                        .key(format!("cache/{path}"))
+                        .send(),
+                )
+                .is_ok(),
+        }
+    }
+
+    /// Deletes everything the cache holds.
+    fn purge(&self, rt: &tokio::runtime::Runtime) {
+        match self {
+            CacheStore::Fs(root) => std::fs::remove_dir_all(root).unwrap(),
+            CacheStore::S3 { server, bucket } => rt.block_on(async {
+                let s3 = server.client();
+                let mut pages = s3
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix("cache/")
+                    .into_paginator()
+                    .send();
+                let mut keys = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page = page.unwrap();
+                    keys.extend(
+                        page.contents()
+                            .iter()
+                            .filter_map(|o| o.key().map(String::from)),
+                    );
+                }
+                assert!(!keys.is_empty(), "the S3 cache was empty");
+                for key in keys {
+                    s3.delete_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }),
+        }
+    }
+
+    /// Asserts the cache holds every blob of `img`, byte for byte, waiting
+    /// up to a minute (fills run in the background).
+    fn assert_holds(&self, rt: &tokio::runtime::Runtime, img: &OciLayout) {
+        let (server, bucket) = match self {
+            CacheStore::Fs(root) => return assert_cache_holds(root, img),
+            CacheStore::S3 { server, bucket } => (server, bucket),
+        };
+        let s3 = server.client();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for d in img.blobs() {
+            let h = hex(&d.digest);
+            let key = format!("cache/docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2]);
+            loop {
+                let got = rt.block_on(async {
+                    let o = s3.get_object().bucket(bucket).key(&key).send().await.ok()?;
+                    o.body.collect().await.ok().map(|b| b.into_bytes())
+                });
+                if got.is_some_and(|b| crate::support::images::sha256_digest(&b) == d.digest) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cache lacks blob {} at {key}",
+                    d.digest
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// The original disco's purge scenarios on an embedded node with `cache`.
+fn purge_scenarios(cache: CacheStore, seed: u64) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let img = multi_layer_image(&work.path().join("img"), 21);
-    let (_keep, cache_root) = temp_root("fscache");
+    let img = multi_layer_image(&work.path().join("img"), seed);
     let (_keep_data, data) = temp_root("fsdata");
-    let mut node = node_in(cached_storage(&data, &fs_cache(&cache_root), ""));
+    let mut node = node_in(cached_storage(&data, &cache.yaml(), ""));
     let ipfs_dir = data.join("ipfs");
     let clients = Clients::new(&[node.host()]);
 
     // Push: IPFS and the cache both hold the image.
     push(&clients, &img, &node.host(), "team/app", "v1");
     let (cid, _) = node.published(&img.root.digest);
-    assert_cache_holds(&cache_root, &img);
+    cache.assert_holds(&rt, &img);
     assert!(
-        cache_root
-            .join(format!("docker/registry/v2/repositories/{cid}/disco.json"))
-            .is_file(),
+        cache.has(
+            &rt,
+            &format!("docker/registry/v2/repositories/{cid}/disco.json")
+        ),
         "the CID repository is mirrored"
     );
 
@@ -159,22 +264,33 @@ fn purge_scenarios_with_a_filesystem_cache() {
         "{}",
         node.log_tail()
     );
-    with_node_stopped(&mut node, || {
-        std::fs::remove_dir_all(&cache_root).unwrap();
-    });
+    with_node_stopped(&mut node, || cache.purge(&rt));
     pull_and_compare(&clients, &node.host(), &cid, &img, "from-ipfs");
     // ... and the misses refill the cache.
     assert!(node.metric("disco_cache_misses_total") > 0);
-    assert_cache_holds(&cache_root, &img);
+    cache.assert_holds(&rt, &img);
 
     // 3. The cache is purged, the image pushed again: the push alone makes
     //    the cache whole again.
-    with_node_stopped(&mut node, || {
-        std::fs::remove_dir_all(&cache_root).unwrap();
-    });
+    with_node_stopped(&mut node, || cache.purge(&rt));
     push(&clients, &img, &node.host(), "team/app", "v3");
-    assert_cache_holds(&cache_root, &img);
+    cache.assert_holds(&rt, &img);
     pull_and_compare(&clients, &node.host(), &cid, &img, "after-repush");
+}
+
+#[test]
+fn purge_scenarios_with_a_filesystem_cache() {
+    let (_keep, cache_root) = temp_root("fscache");
+    purge_scenarios(CacheStore::Fs(cache_root), 21);
+}
+
+#[test]
+fn purge_scenarios_with_an_s3_cache() {
+    let server = S3Server::shared();
+    let bucket = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(server.create_bucket());
+    purge_scenarios(CacheStore::S3 { server, bucket }, 28);
 }
 
 #[test]
