@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cid::Cid;
@@ -86,6 +86,11 @@ pub(crate) enum BlobWait {
     Installed,
 }
 
+/// How long a failed clone's error is kept for the blob requests of
+/// clients that got its manifest.
+const FAILURE_MEMORY: Duration = Duration::from_secs(300);
+/// Failed clones remembered at most.
+const MAX_FAILURES: usize = 64;
 /// Blobs fetched at once by one clone.
 const BLOB_CONCURRENCY: usize = 4;
 /// A large blob's fetch is logged every this many bytes.
@@ -126,14 +131,13 @@ impl Disco {
         Ok(image)
     }
 
-    /// Waits until blob `digest` of image `cid` is verified and stored
-    /// (starting its clone if none runs).
+    /// Waits until blob `digest` of the image `handle` clones is verified
+    /// and stored.
     pub(crate) async fn clone_blob(
         &self,
-        cid: Cid,
+        handle: CloneHandle,
         digest: &Digest,
     ) -> Result<BlobWait, Arc<DiscoError>> {
-        let handle = self.start_clone(cid);
         let mut rx = handle.progress.clone();
         let seen = rx
             .wait_for(|p| {
@@ -161,9 +165,32 @@ impl Disco {
         }
     }
 
-    /// True while a clone of `cid` runs.
-    pub(crate) fn clone_running(&self, cid: &Cid) -> bool {
-        self.inner.clones.lock().contains_key(cid)
+    /// The clone of `cid` running now, if any.
+    pub(crate) fn running_clone(&self, cid: &Cid) -> Option<CloneHandle> {
+        self.inner.clones.lock().get(cid).cloned()
+    }
+
+    /// Why the last clone of `cid` failed, if it did within
+    /// [`FAILURE_MEMORY`].
+    pub(crate) fn recent_failure(&self, cid: &Cid) -> Option<Arc<DiscoError>> {
+        let failures = self.inner.clone_failures.lock();
+        failures
+            .iter()
+            .rev()
+            .find(|(c, at, _)| c == cid && at.elapsed() < FAILURE_MEMORY)
+            .map(|(_, _, e)| e.clone())
+    }
+
+    /// Remembers (or, on success, forgets) how the clone of `cid` ended.
+    fn record_outcome(&self, cid: Cid, r: &Result<(), Arc<DiscoError>>) {
+        let mut failures = self.inner.clone_failures.lock();
+        failures.retain(|(c, at, _)| *c != cid && at.elapsed() < FAILURE_MEMORY);
+        if let Err(e) = r {
+            if failures.len() == MAX_FAILURES {
+                failures.pop_front();
+            }
+            failures.push_back((cid, Instant::now(), e.clone()));
+        }
     }
 
     /// The running clone of `cid`, or a new one.
@@ -176,6 +203,7 @@ impl Disco {
         let this = self.clone();
         let task = tokio::spawn(async move {
             let r = this.run_clone(cid, &tx).await.map_err(Arc::new);
+            this.record_outcome(cid, &r);
             this.inner.clones.lock().remove(&cid);
             tx.send_modify(|p| p.ended = true);
             r

@@ -29,8 +29,9 @@ pub mod names;
 pub mod publish;
 pub mod tree;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use cid::Cid;
@@ -80,6 +81,8 @@ struct Inner {
     cache: Option<CacheDriver>,
     metrics: DiscoMetrics,
     clones: Mutex<HashMap<Cid, clone::CloneHandle>>,
+    /// Recently failed clones and why, oldest first.
+    clone_failures: Mutex<VecDeque<(Cid, Instant, Arc<DiscoError>)>>,
     clone_slots: tokio::sync::Semaphore,
 }
 
@@ -104,6 +107,7 @@ impl Disco {
                 cache,
                 metrics: DiscoMetrics::default(),
                 clones: Mutex::new(HashMap::new()),
+                clone_failures: Mutex::new(VecDeque::new()),
                 clone_slots: tokio::sync::Semaphore::new(MAX_CLONES),
             }),
         }
@@ -250,13 +254,22 @@ impl RegistryHook for Disco {
         let Some(cid) = self.clonable(name) else {
             return Ok(false);
         };
+        // A blob request does not start a clone (a client pulls the
+        // manifest first; a mistaken push HEADs blobs before it is
+        // refused): it waits for the clone running, if any.
         let text = cid_v1_string(&cid);
-        if !self.clone_running(&cid) && registry.repo_exists(name).await? {
-            // Cloned since the registry looked.
-            return registry.blob_linked(name, digest).await;
-        }
+        let Some(handle) = self.running_clone(&cid) else {
+            if registry.repo_exists(name).await? {
+                // Cloned since the registry looked.
+                return registry.blob_linked(name, digest).await;
+            }
+            return match self.recent_failure(&cid) {
+                Some(e) => Err(e.blob_response(&text, digest)),
+                None => Ok(false),
+            };
+        };
         match self
-            .clone_blob(cid, digest)
+            .clone_blob(handle, digest)
             .await
             .map_err(|e| e.blob_response(&text, digest))?
         {
