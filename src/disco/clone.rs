@@ -54,15 +54,15 @@ pub(crate) struct CloneHandle {
     progress: watch::Receiver<Progress>,
 }
 
-/// What a running clone has made available to pulls.
+/// What a running clone has made available to pulls. The clone task
+/// holds the sender: when it is closed, the clone has ended and
+/// [`CloneHandle::done`] has its outcome.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     /// The image, once all its manifests are verified and stored.
     image: Option<Arc<ImageBlobs>>,
     /// Blobs of the image verified and stored in `blobs/` so far.
     ready: HashSet<Digest>,
-    /// The clone ended (its outcome is [`CloneHandle::done`]'s).
-    ended: bool,
 }
 
 /// An image's manifests and blobs, as its verified manifests give them.
@@ -114,17 +114,18 @@ impl Disco {
 
     /// Waits until the manifests of image `cid` are verified and stored
     /// (starting its clone if none runs): `Some` with the image's blobs,
-    /// or `None` if the clone already finished and installed it.
+    /// or `None` if the clone ended before and installed the image.
     pub(crate) async fn clone_manifests(
         &self,
         cid: Cid,
     ) -> Result<Option<Arc<ImageBlobs>>, Arc<DiscoError>> {
         let handle = self.start_clone(cid);
         let mut rx = handle.progress.clone();
-        let image = match rx.wait_for(|p| p.image.is_some() || p.ended).await {
-            Ok(p) if !p.ended => p.image.clone(),
-            _ => None,
-        };
+        let image = rx
+            .wait_for(|p| p.image.is_some())
+            .await
+            .ok()
+            .and_then(|p| p.image.clone());
         if image.is_none() {
             handle.done.await?;
         }
@@ -141,19 +142,16 @@ impl Disco {
         let mut rx = handle.progress.clone();
         let seen = rx
             .wait_for(|p| {
-                p.ended
-                    || p.ready.contains(digest)
+                p.ready.contains(digest)
                     || p.image.as_ref().is_some_and(|i| !i.blobs.contains(digest))
             })
             .await
             .ok()
-            .and_then(|p| {
+            .map(|p| {
                 if p.ready.contains(digest) {
-                    Some(BlobWait::Ready)
-                } else if p.ended {
-                    None
+                    BlobWait::Ready
                 } else {
-                    Some(BlobWait::NotInImage)
+                    BlobWait::NotInImage
                 }
             });
         match seen {
@@ -205,7 +203,7 @@ impl Disco {
             let r = this.run_clone(cid, &tx).await.map_err(Arc::new);
             this.record_outcome(cid, &r);
             this.inner.clones.lock().remove(&cid);
-            tx.send_modify(|p| p.ended = true);
+            // Dropping `tx` tells the waiters the clone ended.
             r
         });
         let this = self.clone();

@@ -261,7 +261,7 @@ impl RegistryHook for Disco {
         let Some(handle) = self.running_clone(&cid) else {
             if registry.repo_exists(name).await? {
                 // Cloned since the registry looked.
-                return registry.blob_linked(name, digest).await;
+                return registry.is_linked(name, digest).await;
             }
             return match self.recent_failure(&cid) {
                 Some(e) => Err(e.blob_response(&text, digest)),
@@ -275,7 +275,7 @@ impl RegistryHook for Disco {
         {
             clone::BlobWait::Ready => Ok(true),
             clone::BlobWait::NotInImage => Ok(false),
-            clone::BlobWait::Installed => registry.blob_linked(name, digest).await,
+            clone::BlobWait::Installed => registry.is_linked(name, digest).await,
         }
     }
 }

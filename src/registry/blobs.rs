@@ -14,36 +14,32 @@ impl Registry {
     /// Size of a blob linked into `name` (or that hooks make available to
     /// it), or `BLOB_UNKNOWN`.
     pub async fn stat_blob(&self, name: &RepoName, digest: &Digest) -> Result<u64> {
-        if self
-            .read_link(&paths::layer_link(name, digest))
-            .await?
-            .as_ref()
-            != Some(digest)
-        {
-            let mut available = false;
-            for hook in &self.hooks {
-                if hook.blob_missing(self, name, digest).await? {
-                    available = true;
-                    break;
-                }
-            }
-            if !available {
-                return Err(RegistryError::blob_unknown(digest));
-            }
+        if !self.is_linked(name, digest).await? && !self.hooks_provide(name, digest).await? {
+            return Err(RegistryError::blob_unknown(digest));
         }
         self.stat_global_blob(digest)
             .await?
             .ok_or_else(|| RegistryError::blob_unknown(digest))
     }
 
-    /// True if `digest` is linked into `name` and stored.
-    pub async fn blob_linked(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+    /// True if `name` has a link to `digest` (the blob itself may be
+    /// missing).
+    pub async fn is_linked(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
         Ok(self
             .read_link(&paths::layer_link(name, digest))
             .await?
             .as_ref()
-            == Some(digest)
-            && self.stat_global_blob(digest).await?.is_some())
+            == Some(digest))
+    }
+
+    /// True if a hook made the unlinked blob `digest` available to `name`.
+    async fn hooks_provide(&self, name: &RepoName, digest: &Digest) -> Result<bool> {
+        for hook in &self.hooks {
+            if hook.blob_missing(self, name, digest).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Size of a blob in the global store, whatever repository links it.

@@ -54,8 +54,8 @@ pub trait RegistryHook: Send + Sync + 'static {
     }
 
     /// Runs when blob `digest` is not linked into `name`; returns true if
-    /// the hook made it available to `name` in the global blob store
-    /// (verified), e.g. a clone by CID in progress fetched it.
+    /// `name` may serve it from the global blob store (verified), e.g. a
+    /// clone by CID in progress fetched it, or linked it meanwhile.
     async fn blob_missing(
         &self,
         _registry: &Registry,

@@ -64,32 +64,37 @@ fn temp_root(name: &str) -> (tempfile::TempDir, PathBuf) {
     (t, p)
 }
 
-/// The path of a blob's `data` in a filesystem driver rooted at `root`.
-fn fs_blob(root: &Path, digest: &str) -> PathBuf {
+/// The path of a blob's `data` below a storage root.
+fn blob_path(digest: &str) -> String {
     let h = hex(digest);
-    root.join(format!(
-        "docker/registry/v2/blobs/sha256/{}/{h}/data",
-        &h[..2]
-    ))
+    format!("docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2])
 }
 
 /// Asserts the filesystem cache at `root` holds every blob of `img`, byte
 /// for byte, waiting up to a minute (fills run in the background).
 fn assert_cache_holds(root: &Path, img: &OciLayout) {
+    wait_for_blobs(img, |digest| {
+        let path = root.join(blob_path(digest));
+        let got = crate::support::images::sha256_file(&path).ok();
+        (got.map(|(d, _)| d), path.display().to_string())
+    });
+}
+
+/// Waits up to a minute until `read` gives every blob of `img` with the
+/// right digest; `read(digest)` returns what it found there (if
+/// anything) and where it looked.
+fn wait_for_blobs(img: &OciLayout, read: impl Fn(&str) -> (Option<String>, String)) {
     let deadline = Instant::now() + Duration::from_secs(60);
     for d in img.blobs() {
-        let path = fs_blob(root, &d.digest);
         loop {
-            if let Ok((digest, size)) = crate::support::images::sha256_file(&path)
-                && (digest.as_str(), size) == (d.digest.as_str(), d.size)
-            {
+            let (got, place) = read(&d.digest);
+            if got.as_deref() == Some(d.digest.as_str()) {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "cache lacks blob {} at {}",
-                d.digest,
-                path.display()
+                "cache lacks blob {} at {place}",
+                d.digest
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -195,26 +200,14 @@ impl CacheStore {
             CacheStore::S3 { server, bucket } => (server, bucket),
         };
         let s3 = server.client();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for d in img.blobs() {
-            let h = hex(&d.digest);
-            let key = format!("cache/docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2]);
-            loop {
-                let got = rt.block_on(async {
-                    let o = s3.get_object().bucket(bucket).key(&key).send().await.ok()?;
-                    o.body.collect().await.ok().map(|b| b.into_bytes())
-                });
-                if got.is_some_and(|b| crate::support::images::sha256_digest(&b) == d.digest) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "cache lacks blob {} at {key}",
-                    d.digest
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        wait_for_blobs(img, |digest| {
+            let key = format!("cache/{}", blob_path(digest));
+            let got = rt.block_on(async {
+                let o = s3.get_object().bucket(bucket).key(&key).send().await.ok()?;
+                o.body.collect().await.ok().map(|b| b.into_bytes())
+            });
+            (got.map(|b| crate::support::images::sha256_digest(&b)), key)
+        });
     }
 }
 
@@ -313,8 +306,7 @@ fn s3_cache_redirects_pulls_to_presigned_urls() {
     // Every blob is in the bucket.
     let s3 = server.client();
     for d in img.blobs() {
-        let h = hex(&d.digest);
-        let key = format!("cache/docker/registry/v2/blobs/sha256/{}/{h}/data", &h[..2]);
+        let key = format!("cache/{}", blob_path(&d.digest));
         let head = rt
             .block_on(s3.head_object().bucket(&bucket).key(&key).send())
             .unwrap_or_else(|e| panic!("{key} not in the bucket: {e:?}"));

@@ -537,12 +537,22 @@ impl Crafted {
             layers: vec![Self::digest(&self.config), Self::digest(&self.layer)],
         }
     }
+
+    /// The image's correct `disco.json`.
+    fn disco_json(&self) -> DiscoJson {
+        DiscoJson::new(
+            [&self.config, &self.layer, &self.manifest].map(|b| BlobRef {
+                digest: Self::digest(b),
+                cid: raw_cid(b),
+            }),
+        )
+        .unwrap()
+    }
 }
 
-#[test]
-fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
-    // A provider in this process serves hand-made image repositories.
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// A bare embedded-node network in this process serving `store`'s blocks
+/// (hand-made image repositories) on loopback.
+fn provider(rt: &tokio::runtime::Runtime) -> (std::sync::Arc<MemStore>, Network) {
     let store = MemStore::new();
     let net = rt
         .block_on(Network::start(
@@ -551,6 +561,14 @@ fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
             store.clone(),
         ))
         .unwrap();
+    (store, net)
+}
+
+#[test]
+fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
+    // A provider in this process serves hand-made image repositories.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, net) = provider(&rt);
     let img = Crafted::new();
     let mut wrong_layer = img.layer.clone();
     wrong_layer[100] ^= 1;
@@ -558,11 +576,7 @@ fn invalid_images_fail_cleanly_and_leave_nothing_behind() {
         .iter()
         .map(|b| (raw_cid(b), Bytes::copy_from_slice(b)))
         .collect();
-    let good = DiscoJson::new([&img.config, &img.layer, &img.manifest].map(|b| BlobRef {
-        digest: Crafted::digest(b),
-        cid: raw_cid(b),
-    }))
-    .unwrap();
+    let good = img.disco_json();
     let bad_blob = DiscoJson::new(
         [
             (&img.config, &img.config),
@@ -684,22 +698,13 @@ fn a_clone_serves_each_blob_as_soon_as_it_is_verified() {
     // A provider in this process holds an image repository, its manifest
     // and its config, but not yet its layer.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = MemStore::new();
-    let net = rt
-        .block_on(Network::start(
-            &NetConfig::loopback(),
-            libp2p::identity::Keypair::generate_ed25519(),
-            store.clone(),
-        ))
-        .unwrap();
+    let (store, net) = provider(&rt);
     let img = Crafted::new();
-    let json = DiscoJson::new([&img.config, &img.layer, &img.manifest].map(|b| BlobRef {
-        digest: Crafted::digest(b),
-        cid: raw_cid(b),
-    }))
-    .unwrap();
     let dag = rt
-        .block_on(layout::build(&img.files(), Bytes::from(json.to_bytes())))
+        .block_on(layout::build(
+            &img.files(),
+            Bytes::from(img.disco_json().to_bytes()),
+        ))
         .unwrap();
     let mut blocks = dag.blocks;
     blocks.extend([&img.config, &img.manifest].map(|b| (raw_cid(b), Bytes::copy_from_slice(b))));

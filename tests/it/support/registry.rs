@@ -54,9 +54,11 @@ pub fn free_port() -> u16 {
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
     }
     for _ in 0..10_000 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        let port = lo + (h.finish() % u64::from(hi - lo)) as u16;
+        // A fresh RandomState hashes nothing to a random number.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = lo + (random % u64::from(hi - lo)) as u16;
         let Ok(lock) = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
