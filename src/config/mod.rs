@@ -9,12 +9,26 @@
 //! Unknown keys are reported as warnings; invalid values fail with the
 //! key's path in the message. Every field documents its default.
 
+mod disco;
+mod duration;
+mod http;
+mod log;
+mod storage;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use disco::DiscoConfig;
+pub use duration::{duration, parse_duration};
+pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
+pub use log::{AccessLogConfig, LogConfig};
+pub use storage::{
+    DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnlyConfig, RedirectConfig,
+    StorageConfig, UploadPurgingConfig,
+};
 
 /// Port disco listens on when nothing is configured.
 pub const DEFAULT_PORT: u16 = 1970;
@@ -76,359 +90,6 @@ const UNSUPPORTED_SECTIONS: [&str; 10] = [
     "middleware",
     "loglevel",
 ];
-
-/// `log`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct LogConfig {
-    /// `error`, `warn`, `info`, `debug` or `trace`. Default `info`
-    /// (overridden by `RUST_LOG` when set).
-    pub level: String,
-    /// `text` or `json` (`logstash` is treated as `json`). Default `text`.
-    pub formatter: String,
-    /// Static fields added to every log line. Default none.
-    pub fields: BTreeMap<String, yaml_serde::Value>,
-    /// Access log switch (`accesslog.disabled`). Default enabled.
-    pub accesslog: AccessLogConfig,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-            formatter: "text".into(),
-            fields: BTreeMap::new(),
-            accesslog: Default::default(),
-        }
-    }
-}
-
-/// `log.accesslog`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct AccessLogConfig {
-    /// Disables the per-request log line. Default false.
-    pub disabled: bool,
-}
-
-/// `storage`. At most one driver section (`filesystem`, `inmemory`,
-/// `ipfs`, `s3`) may be present; with none, disco uses its default store
-/// under the data directory.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct StorageConfig {
-    /// Local directory driver.
-    pub filesystem: Option<FilesystemConfig>,
-    /// Memory driver (everything lost on exit).
-    pub inmemory: Option<yaml_serde::Value>,
-    /// IPFS storage (Kubo nodes or the embedded node), see the README.
-    /// Also the default when no driver section is present.
-    pub ipfs: Option<crate::storage::ipfs::IpfsStorageConfig>,
-    /// S3-compatible object storage, configured as Distribution's `s3`.
-    pub s3: Option<yaml_serde::Value>,
-    /// Deletes.
-    pub delete: DeleteConfig,
-    /// Maintenance tasks.
-    pub maintenance: MaintenanceConfig,
-    /// Blob download redirects.
-    pub redirect: RedirectConfig,
-    /// Distribution's blob-descriptor cache; accepted and ignored (disco
-    /// keeps its own bounded in-memory caches).
-    pub cache: Option<yaml_serde::Value>,
-}
-
-impl StorageConfig {
-    /// Names of the driver sections present.
-    pub fn drivers(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.filesystem.is_some() {
-            v.push("filesystem");
-        }
-        if self.inmemory.is_some() {
-            v.push("inmemory");
-        }
-        if self.ipfs.is_some() {
-            v.push("ipfs");
-        }
-        if self.s3.is_some() {
-            v.push("s3");
-        }
-        v
-    }
-}
-
-/// `storage.filesystem`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct FilesystemConfig {
-    /// Root directory. Default `/var/lib/registry` (Distribution's default).
-    pub rootdirectory: PathBuf,
-    /// Distribution's thread limit; accepted, unused (disco bounds its own
-    /// blocking pool). Default 100.
-    pub maxthreads: u32,
-}
-
-impl Default for FilesystemConfig {
-    fn default() -> Self {
-        Self {
-            rootdirectory: PathBuf::from("/var/lib/registry"),
-            maxthreads: 100,
-        }
-    }
-}
-
-/// `storage.delete`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct DeleteConfig {
-    /// Allow deleting blobs and manifests. Default false.
-    pub enabled: bool,
-}
-
-/// `storage.maintenance`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct MaintenanceConfig {
-    /// Purging of abandoned uploads.
-    pub uploadpurging: UploadPurgingConfig,
-    /// Read-only mode.
-    pub readonly: ReadOnlyConfig,
-}
-
-/// `storage.maintenance.uploadpurging`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct UploadPurgingConfig {
-    /// Default true.
-    pub enabled: bool,
-    /// Uploads older than this are purged. Default `168h`.
-    #[serde(deserialize_with = "duration")]
-    pub age: Duration,
-    /// How often to purge. Default `24h`.
-    #[serde(deserialize_with = "duration")]
-    pub interval: Duration,
-    /// Only log what would be purged. Default false.
-    pub dryrun: bool,
-}
-
-impl Default for UploadPurgingConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            age: Duration::from_secs(168 * 3600),
-            interval: Duration::from_secs(24 * 3600),
-            dryrun: false,
-        }
-    }
-}
-
-/// `storage.maintenance.readonly`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ReadOnlyConfig {
-    /// Refuse every write with 405. Default false.
-    pub enabled: bool,
-}
-
-/// `storage.redirect`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RedirectConfig {
-    /// Never redirect blob downloads, even when the driver can. Default false.
-    pub disable: bool,
-}
-
-/// `http`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct HttpConfig {
-    /// Listen address, `host:port` or `:port`. Default `:1970`.
-    pub addr: String,
-    /// Distribution's `net` (`tcp` only). Default `tcp`.
-    pub net: String,
-    /// External base URL used in `Location` headers (e.g.
-    /// `https://registry.example.com`). Default none: relative locations.
-    pub host: Option<String>,
-    /// Distribution's URL prefix; only `/` is supported. Default none.
-    pub prefix: Option<String>,
-    /// Distribution's upload-state HMAC secret; unused (disco keeps upload
-    /// state in storage). Default none.
-    pub secret: Option<String>,
-    /// Headers added to every response. Default none.
-    pub headers: BTreeMap<String, Vec<String>>,
-    /// Debug server (metrics, health).
-    pub debug: DebugConfig,
-    /// TLS.
-    pub tls: TlsConfig,
-    /// Seconds to wait for in-flight requests at shutdown. Default `60s`.
-    #[serde(deserialize_with = "duration")]
-    pub draintimeout: Duration,
-    /// Accepted for compatibility (`relativeurls`, `http2`). Default none.
-    pub relativeurls: Option<bool>,
-    /// Accepted for compatibility.
-    pub http2: Option<yaml_serde::Value>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            addr: format!(":{DEFAULT_PORT}"),
-            net: "tcp".into(),
-            host: None,
-            prefix: None,
-            secret: None,
-            headers: BTreeMap::new(),
-            debug: DebugConfig::default(),
-            tls: TlsConfig::default(),
-            draintimeout: Duration::from_secs(60),
-            relativeurls: None,
-            http2: None,
-        }
-    }
-}
-
-/// `http.debug`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct DebugConfig {
-    /// Debug server address (`/metrics`, `/debug/health`). Default none
-    /// (no debug server).
-    pub addr: Option<String>,
-    /// Prometheus exposition.
-    pub prometheus: PrometheusConfig,
-}
-
-/// `http.debug.prometheus`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct PrometheusConfig {
-    /// Default true when a debug address is set.
-    pub enabled: bool,
-    /// Default `/metrics`.
-    pub path: String,
-}
-
-impl Default for PrometheusConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            path: "/metrics".into(),
-        }
-    }
-}
-
-/// `http.tls`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct TlsConfig {
-    /// PEM certificate chain. Default none (plain HTTP).
-    pub certificate: Option<PathBuf>,
-    /// PEM private key. Default none.
-    pub key: Option<PathBuf>,
-    /// Accepted for compatibility; client certificates are not checked.
-    pub clientcas: Option<Vec<PathBuf>>,
-    /// Accepted for compatibility.
-    pub minimumtls: Option<String>,
-    /// Accepted for compatibility.
-    pub letsencrypt: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub ciphersuites: Option<Vec<String>>,
-}
-
-/// `disco`: the content-addressed image layer.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct DiscoConfig {
-    /// Never clone repositories by CID from the network; serve only what
-    /// is local. Default false.
-    pub noclone: bool,
-    /// Keep the repository a manifest was pushed to (besides its digest and
-    /// CID repositories). Default true.
-    pub keepnames: bool,
-    /// How long a pull by CID may search the network before answering
-    /// 404. Default `60s`.
-    #[serde(deserialize_with = "duration")]
-    pub clonetimeout: Duration,
-}
-
-impl Default for DiscoConfig {
-    fn default() -> Self {
-        Self {
-            noclone: false,
-            keepnames: true,
-            clonetimeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Deserialises a duration: a Go-style string (`168h`, `1m30s`, `500ms`,
-/// `1.5s`) or a number of seconds.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(f64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Num(n) => secs_to_duration(n, &n.to_string()),
-        Raw::Text(t) => parse_duration(&t),
-    }
-    .map_err(serde::de::Error::custom)
-}
-
-/// Parses a Go-style duration (`1h2m3s`, `500ms`, `1.5s`; units ns, us,
-/// ms, s, m, h, d) or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_duration(secs, text);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration {text:?} lacks a unit"))?;
-        if num_len == 0 {
-            return Err(format!("invalid duration {text:?}"));
-        }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid number in duration {text:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            other => {
-                return Err(format!(
-                    "unknown unit {other:?} in duration {text:?} (use ns, us, ms, s, m, h, d)"
-                ));
-            }
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    secs_to_duration(total, text)
-}
-
-fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
-    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
-        return Err(format!("duration {text:?} out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
 
 /// Where disco keeps its data by default: `~/.disco`.
 pub fn data_dir() -> PathBuf {
@@ -648,6 +309,8 @@ fn set_path(value: &mut yaml_serde::Value, keys: &[String], leaf: yaml_serde::Va
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const DISTRIBUTION: &str = r#"
@@ -751,7 +414,7 @@ health:
 
     #[test]
     fn shipped_default_config_matches_defaults() {
-        let text = include_str!("../config/default-config.yaml");
+        let text = include_str!("../../config/default-config.yaml");
         let (c, warnings) = Config::parse(text, "default-config.yaml", &[]).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         let (d, _) = Config::parse("", "t", &[]).unwrap();
