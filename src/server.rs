@@ -265,6 +265,14 @@ pub fn security_checks(config: &Config) -> Result<(), ServerError> {
 /// Builds the registry and metrics from a configuration.
 pub async fn build(config: &Config) -> Result<Built, ServerError> {
     security_checks(config)?;
+    // Credential files are read before storage opens: a bad one stops
+    // disco before anything listens.
+    let auth = match config.auth.as_ref().filter(|a| a.enabled()) {
+        Some(a) => Some(Arc::new(
+            crate::auth::Auth::new(a).map_err(ServerError::Config)?,
+        )),
+        None => None,
+    };
     let storage = build_storage(config).await?;
     tracing::info!(driver = storage.driver.name(), "storage ready");
     let options = Options {
@@ -297,13 +305,9 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     if let Some(net) = storage.ipfs.as_ref().and_then(|b| b.network.as_ref()) {
         metrics.register_values(net.metrics().values());
     }
-    let auth = match config.auth.as_ref().filter(|a| a.enabled()) {
-        Some(a) => {
-            let auth = crate::auth::Auth::new(a, registry.clone()).map_err(ServerError::Config)?;
-            Some(Arc::new(auth))
-        }
-        None => None,
-    };
+    if let Some(a) = &auth {
+        a.attach(registry.clone());
+    }
     Ok(Built {
         registry,
         metrics,

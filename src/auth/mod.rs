@@ -22,7 +22,7 @@ pub mod rules;
 pub mod token;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -99,14 +99,16 @@ pub enum Scheme {
 pub struct Auth {
     scheme: Scheme,
     rules: Rules,
-    holdings: Holdings,
+    holdings: OnceLock<Holdings>,
     derived: Mutex<HashMap<(String, String), (Instant, bool)>>,
 }
 
 impl Auth {
     /// Builds the controller for `auth` (validated), reading its files; a
-    /// missing or malformed file is an error naming it.
-    pub fn new(config: &AuthConfig, registry: Arc<Registry>) -> Result<Self, String> {
+    /// missing or malformed file is an error naming it. Content-addressed
+    /// names are readable through named repositories only once
+    /// [`Auth::attach`] gave it the registry.
+    pub fn new(config: &AuthConfig) -> Result<Self, String> {
         let scheme = match (&config.htpasswd, &config.token) {
             (Some(h), _) => {
                 let path = h.path.as_deref().ok_or("auth.htpasswd.path is required")?;
@@ -125,9 +127,14 @@ impl Auth {
         Ok(Self {
             scheme,
             rules: Rules::new(config.access.as_ref()),
-            holdings: Holdings::new(registry),
+            holdings: OnceLock::new(),
             derived: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Gives the controller the registry whose repositories it guards.
+    pub fn attach(&self, registry: Arc<Registry>) {
+        let _ = self.holdings.set(Holdings::new(registry));
     }
 
     /// The scheme.
@@ -184,6 +191,11 @@ impl Auth {
                 else {
                     return Err(Denial::Challenge { error: None });
                 };
+                // Clients without credentials answer a Basic challenge
+                // with an empty user and password: that is anonymous.
+                if user.is_empty() && password.is_empty() {
+                    return Ok(Caller::Anonymous);
+                }
                 if file.verify(user, password).await {
                     Ok(Caller::User(user.to_string()))
                 } else {
@@ -277,10 +289,13 @@ impl Auth {
         {
             return ok;
         }
-        let ok = match self.holdings.image_of(&repo).await {
+        let Some(holdings) = self.holdings.get() else {
+            return false;
+        };
+        let ok = match holdings.image_of(&repo).await {
             Some(d) => {
                 let readable = |r: &str| self.rules.actions(who, r).contains(Actions::PULL);
-                self.holdings.held_in_readable(&d, &readable).await
+                holdings.held_in_readable(&d, &readable).await
             }
             None => false,
         };
@@ -306,6 +321,9 @@ impl Auth {
             return names;
         }
         let readable = |r: &str| self.rules.actions(who, r).contains(Actions::PULL);
+        let Some(holdings) = self.holdings.get() else {
+            return names.into_iter().filter(|n| readable(n)).collect();
+        };
         let mut images = None;
         let mut out = Vec::with_capacity(names.len());
         for n in names {
@@ -319,11 +337,11 @@ impl Auth {
             let image = match classify(&repo) {
                 NameKind::Normal => continue,
                 NameKind::Digest => digest_of_hex(&n),
-                NameKind::Cid { .. } => self.holdings.image_of(&repo).await,
+                NameKind::Cid { .. } => holdings.image_of(&repo).await,
             };
             let Some(image) = image else { continue };
             if images.is_none() {
-                images = Some(self.holdings.readable_images(&readable).await);
+                images = Some(holdings.readable_images(&readable).await);
             }
             if images.as_ref().is_some_and(|s| s.contains(&image)) {
                 out.push(n);

@@ -11,3 +11,4 @@ pub mod oci_api;
 pub mod proxy;
 pub mod registry;
 pub mod s3server;
+pub mod token_issuer;
