@@ -18,6 +18,7 @@ mod clients;
 mod crash;
 mod disco_cid;
 mod disco_support;
+mod docker;
 mod embedded_clients;
 mod ipfs_driver;
 mod kubo;

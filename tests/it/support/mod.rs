@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod docker;
 pub mod helia_peer;
 pub mod images;
 pub mod jsipfs;
