@@ -171,9 +171,13 @@ impl Auth {
         let Some(raw) = authorization else {
             return Ok(Caller::Anonymous);
         };
-        let text = std::str::from_utf8(raw)
-            .ok()
-            .filter(|_| raw.len() <= MAX_AUTHORIZATION);
+        if raw.len() > MAX_AUTHORIZATION {
+            tracing::info!(bytes = raw.len(), "Authorization header too large");
+            return Err(Denial::Challenge {
+                error: matches!(self.scheme, Scheme::Bearer(_)).then_some("invalid_token"),
+            });
+        }
+        let text = std::str::from_utf8(raw).ok();
         let (kind, value) = text
             .and_then(|t| t.split_once(' '))
             .map(|(k, v)| (k, v.trim()))

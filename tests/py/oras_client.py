@@ -11,8 +11,15 @@ into the directory PATH and prints the files written. Exits 1 on failure.
 import os
 import sys
 import tempfile
+import types
 
 import oras.client
+import oras.decorator
+
+# oras-py retries every failed request 5 times with 3**n-second sleeps
+# (over two minutes): the tests' expected failures (wrong password, no
+# permission) are final, so retry at once.
+oras.decorator.time = types.SimpleNamespace(sleep=lambda _seconds: None)
 
 
 def main() -> int:

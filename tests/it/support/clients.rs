@@ -122,9 +122,15 @@ pub fn run_with_stdin(cmd: &mut Command, log_dir: &Path, timeout: Duration) -> R
     let mut child = cmd.stdout(out).stderr(err).spawn().unwrap_or_else(|e| {
         panic!("cannot start {cmdline}: {e}; run scripts/test as root to install test dependencies")
     });
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
+            // Shown with the test's output on failure (or --nocapture).
+            eprintln!(
+                "[{:.1} s, {status}] {cmdline}",
+                started.elapsed().as_secs_f64()
+            );
             break status;
         }
         if Instant::now() > deadline {

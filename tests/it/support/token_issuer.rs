@@ -5,8 +5,8 @@
 //!   CA, and signing keys (RSA, ECDSA P-256, Ed25519) with certificates;
 //!   plus a rogue CA and key nobody trusts;
 //! - `GET /token?service=&scope=...` with Basic credentials (or none, for
-//!   anonymous tokens): grants, of the scopes asked for, what the policy
-//!   allows the user, as a JWT signed with the chosen key;
+//!   anonymous tokens): grants, on each resource asked for, what the
+//!   policy allows the user there, as a JWT signed with the chosen key;
 //! - [`Pki::mint`] makes arbitrary tokens (expired, wrong audience, other
 //!   algorithms, forged) for the negative tests.
 
@@ -44,7 +44,8 @@ pub enum KeyRef {
 pub struct Signer {
     /// JWS algorithm.
     pub alg: Algorithm,
-    key: Arc<EncodingKey>,
+    /// The private key.
+    pub key: Arc<EncodingKey>,
     /// `x5c` (base64 DER, leaf first).
     pub chain: Vec<String>,
     /// The `kid` disco trusts it under.
@@ -431,20 +432,25 @@ impl IssuerState {
             .ok_or(())
     }
 
+    /// Grants, on each resource asked for, every action the policy allows
+    /// the user there (OAuth 2 lets a token service grant another scope
+    /// than requested; oras-py, which keeps one token per session, needs
+    /// the push right in the token it got for its first pull-scoped HEAD).
     fn grant(&self, user: &str, scope: &str) -> Option<Value> {
         let mut parts = scope.splitn(3, ':');
-        let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
-        let granted: Vec<&str> = actions
-            .split(',')
-            .filter(|a| {
-                self.policy.iter().any(|(u, g, allowed)| {
-                    *u == user
-                        && (kind == "repository" && glob_matches(g, name)
-                            || kind == "registry" && *g == format!("registry:{name}"))
-                        && (allowed.contains(a) || allowed.contains(&"*"))
-                })
+        let (kind, name, _asked) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut granted: Vec<&str> = self
+            .policy
+            .iter()
+            .filter(|(u, g, _)| {
+                *u == user
+                    && (kind == "repository" && glob_matches(g, name)
+                        || kind == "registry" && *g == format!("registry:{name}"))
             })
+            .flat_map(|(_, _, allowed)| allowed.iter().copied())
             .collect();
+        granted.sort_unstable();
+        granted.dedup();
         (!granted.is_empty()).then(|| json!({"type": kind, "name": name, "actions": granted}))
     }
 }
