@@ -17,8 +17,11 @@ pub struct NodeOpts {
     /// Peers to bootstrap from (`/ip4/127.0.0.1/tcp/<port>/p2p/<id>`).
     pub bootstrap: Vec<String>,
     /// A `swarm.key` (private network); without one the node runs an
-    /// open network.
+    /// open network, unless `private`.
     pub swarmkey: Option<PathBuf>,
+    /// Keep disco's default: a private network with the node's own
+    /// generated key.
+    pub private: bool,
     /// `disco.clonetimeout` (default `60s`).
     pub clonetimeout: Option<String>,
     /// Fixed swarm port (default an ephemeral one).
@@ -59,7 +62,8 @@ fn storage_yaml(dir: &Path, o: &NodeOpts) -> String {
     match &o.swarmkey {
         Some(k) => s.push_str(&format!("      swarmkey: {}\n", k.display())),
         // Peers meet on an open network unless a test gives a key.
-        None => s.push_str("      private: false\n"),
+        None if !o.private => s.push_str("      private: false\n"),
+        None => {}
     }
     s.push_str("  delete:\n    enabled: true\n");
     s
