@@ -7,11 +7,15 @@
 //! Fetched blocks are verified against their CID and written to the
 //! [`BlockStore`] before `fetch` returns them.
 
+pub mod announce;
 pub mod behaviour;
 pub mod bitswap;
+pub mod bootstrap;
 pub mod config;
 pub mod dag;
 pub mod metrics;
+pub mod ping;
+pub mod streams;
 pub mod swarm;
 pub mod swarmkey;
 pub mod transport;
@@ -27,14 +31,13 @@ use cid::Cid;
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, kad, mdns, ping,
-};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, kad, mdns};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use self::bitswap::Bitswap;
+pub use self::bootstrap::BootstrapStatus;
 pub use self::config::NetConfig;
 pub use self::metrics::NetMetrics;
 use self::swarm::{Command, SwarmTask};
@@ -84,6 +87,13 @@ impl From<NetError> for IpfsError {
 
 /// Capacity of the command channel to the swarm task.
 const COMMANDS: usize = 256;
+/// How long provider records we hold for other peers live (Kubo's 48 h).
+/// Our own records are re-announced every `reprovideinterval`, at most
+/// half of this.
+pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+/// Inbound streams waiting to be read, per protocol family (plus one per
+/// connection).
+const INBOUND_QUEUE: usize = 256;
 
 /// The running network half of the embedded node. Cloning shares it; the
 /// tasks stop when the last clone is dropped.
@@ -100,6 +110,8 @@ struct Inner {
     listen: Arc<RwLock<Vec<Multiaddr>>>,
     announce: Vec<Multiaddr>,
     metrics: Arc<NetMetrics>,
+    status: Arc<RwLock<BootstrapStatus>>,
+    announcer: mpsc::Sender<announce::Request>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -144,13 +156,11 @@ impl Network {
         // (identify) or were configured enter the routing table, not every
         // peer that merely sent us a query.
         kcfg.set_kbucket_inserts(kad::BucketInserts::Manual);
-        let interval = config.reprovide_interval;
-        if interval.is_zero() {
-            kcfg.set_provider_publication_interval(None);
-        } else {
-            kcfg.set_provider_publication_interval(Some(interval));
-            kcfg.set_provider_record_ttl(Some((interval * 2).max(Duration::from_secs(48 * 3600))));
-        }
+        // Our records are announced by [`announce`], not by the DHT's
+        // per-key republication.
+        kcfg.set_provider_publication_interval(None);
+        kcfg.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
+        kcfg.set_periodic_bootstrap_interval(Some(bootstrap::REFRESH));
         let kstore = MemoryStore::with_config(
             peer_id,
             MemoryStoreConfig {
@@ -190,10 +200,21 @@ impl Network {
             .with_max_pending_outgoing(Some(128));
         let stream = libp2p_stream::Behaviour::new();
         let control = stream.new_control();
+        let metrics = Arc::new(NetMetrics::default());
+        let versions = [
+            bitswap::message::Version::V120,
+            bitswap::message::Version::V110,
+            bitswap::message::Version::V100,
+        ];
+        let (bitswap_route, bitswap_in) = streams::route(
+            versions.into_iter().map(bitswap::protocol).collect(),
+            INBOUND_QUEUE,
+        );
+        let (ping_route, ping_in) = streams::route(vec![ping::PROTOCOL], INBOUND_QUEUE);
         let behaviour = behaviour::Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify,
-            ping: ping::Behaviour::default(),
+            inbound: streams::InboundStreams::new(vec![bitswap_route, ping_route], metrics.clone()),
             kad,
             mdns: Toggle::from(mdns),
             stream,
@@ -209,8 +230,9 @@ impl Network {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (net_tx, net_rx) = mpsc::channel(COMMANDS);
         let (peers_tx, peers_rx) = watch::channel(Arc::new(HashMap::new()));
-        let metrics = Arc::new(NetMetrics::default());
         let listen_addrs = Arc::new(RwLock::new(Vec::new()));
+        let status = Arc::new(RwLock::new(BootstrapStatus::default()));
+        let (announce_tx, announce_rx) = mpsc::channel(COMMANDS);
         let mut task = SwarmTask {
             swarm,
             cmds: cmd_rx,
@@ -223,6 +245,12 @@ impl Network {
             searches: HashMap::new(),
             provides: HashMap::new(),
             connected: HashMap::new(),
+            bootstrap: bootstrap::Bootstrap::new(bootstrap),
+            status: status.clone(),
+            dht_peers: HashMap::new(),
+            announcer: Some(announce_tx.clone()),
+            announce_addrs: announce.clone(),
+            new_port_dials: HashSet::new(),
         };
 
         let mut listeners = HashSet::new();
@@ -242,25 +270,34 @@ impl Network {
         for a in &announce {
             task.swarm.add_external_address(a.clone());
         }
-        for addr in bootstrap.iter().cloned() {
-            let (tx, _rx) = oneshot::channel();
-            task.dial(addr, tx);
-        }
-        if !bootstrap.is_empty() {
-            let _ = task.swarm.behaviour_mut().kad.bootstrap();
-        }
+        // Bootstrap dials happen at once; while the node has no peer they
+        // are retried with backoff (see [`bootstrap`]).
+        task.dial_bootstrap();
+        task.bootstrap.schedule();
 
         let mut tasks = JoinSet::new();
         let bitswap = Bitswap::spawn(
             config.want_window,
             store,
-            control,
+            control.clone(),
+            bitswap_in,
             metrics.clone(),
             peers_rx.clone(),
             net_tx,
             &mut tasks,
-        )
-        .map_err(|_| NetError::Config("bitswap protocol registered twice".into()))?;
+        );
+        tasks.spawn(ping::serve(ping_in));
+        let announcer = announce::Announcer {
+            keys: Default::default(),
+            sent_to: HashSet::new(),
+            public: config.public,
+            local: peer_id,
+            cmds: cmd_tx.clone(),
+            control,
+            metrics: metrics.clone(),
+            protocol: KAD_PROTOCOL,
+        };
+        tasks.spawn(announcer.run(announce_rx));
         tasks.spawn(task.run());
         Ok(Network {
             inner: Arc::new(Inner {
@@ -271,6 +308,8 @@ impl Network {
                 listen: listen_addrs,
                 announce,
                 metrics,
+                status,
+                announcer: announce_tx,
                 tasks: Mutex::new(tasks),
             }),
         })
@@ -338,22 +377,42 @@ impl Network {
         rx.await.map_err(|_| NetError::Stopped)?
     }
 
-    /// Records that we provide `cid` (keyed by its multihash, as Kubo) and
-    /// publishes it to the DHT; with `wait`, returns when the publication
-    /// query finished (else as soon as the local record exists). The record
-    /// is republished every `reprovide_interval`.
-    pub async fn announce(&self, cid: &Cid, wait: bool) -> std::result::Result<(), NetError> {
+    /// Adds `cids` to what the node provides (keyed by multihash, as Kubo)
+    /// and announces them to their closest peers; with `wait`, returns
+    /// when the records were sent (else at once).
+    pub async fn announce_many(&self, cids: &[Cid], wait: bool) -> std::result::Result<(), NetError> {
+        let keys = cids.iter().map(|c| c.hash().to_bytes()).collect();
         let (tx, rx) = oneshot::channel();
         self.inner
-            .cmds
-            .send(Command::Provide {
-                key: cid.hash().to_bytes(),
-                wait,
-                reply: tx,
-            })
+            .announcer
+            .send(announce::Request::Add(keys, wait.then_some(tx)))
             .await
             .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
+        if wait {
+            rx.await.map_err(|_| NetError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Announces one CID (see [`Network::announce_many`]).
+    pub async fn announce(&self, cid: &Cid, wait: bool) -> std::result::Result<(), NetError> {
+        self.announce_many(std::slice::from_ref(cid), wait).await
+    }
+
+    /// Replaces the whole set of provided CIDs (what the store holds) and
+    /// announces all of it (at start and every `reprovideinterval`).
+    pub async fn announce_all(&self, cids: &[Cid]) -> std::result::Result<(), NetError> {
+        let keys = cids.iter().map(|c| c.hash().to_bytes()).collect();
+        self.inner
+            .announcer
+            .send(announce::Request::Replace(keys))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Bootstrap and DHT state (`/disco/v1/node`, `disco peers`).
+    pub fn bootstrap_status(&self) -> BootstrapStatus {
+        self.inner.status.read().clone()
     }
 
     /// Stops all tasks now (also done when the last clone is dropped).
