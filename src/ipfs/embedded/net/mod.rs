@@ -15,6 +15,7 @@ pub mod config;
 pub mod dag;
 pub mod metrics;
 pub mod ping;
+pub mod routers;
 pub mod streams;
 pub mod swarm;
 pub mod swarmkey;
@@ -144,6 +145,19 @@ impl Network {
             Some(path) => Some(swarmkey::read_swarm_key(path)?),
             None => None,
         };
+        if config.reprovide_interval > PROVIDER_RECORD_TTL / 2 {
+            return Err(NetError::Config(format!(
+                "reprovideinterval {:?} is longer than 24h, half the {}h lifetime of provider records: \
+                 records would expire before they are announced again",
+                config.reprovide_interval,
+                PROVIDER_RECORD_TTL.as_secs() / 3600
+            )));
+        }
+        let routers = if config.routers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(routers::Routers::new(&config.routers, peer_id)?))
+        };
         let listen = parse_addrs(&config.listen, "listen")?;
         let announce = parse_addrs(&config.announce, "announce")?;
         let bootstrap = parse_addrs(&config.bootstrap_peers(), "bootstrap")?;
@@ -251,6 +265,10 @@ impl Network {
             announcer: Some(announce_tx.clone()),
             announce_addrs: announce.clone(),
             new_port_dials: HashSet::new(),
+            provider_lookups: HashMap::new(),
+            peer_lookups: HashMap::new(),
+            routers,
+            self_cmds: Some(cmd_tx.clone()),
         };
 
         let mut listeners = HashSet::new();
@@ -408,6 +426,43 @@ impl Network {
             .send(announce::Request::Replace(keys))
             .await
             .map_err(|_| NetError::Stopped)
+    }
+
+    /// Providers of `cid`: this node's DHT records first, then those a DHT
+    /// lookup finds, each with the addresses known for it; the receiver
+    /// ends when the lookup does.
+    pub async fn find_providers(
+        &self,
+        cid: &Cid,
+        capacity: usize,
+    ) -> std::result::Result<mpsc::Receiver<announce::DhtPeer>, NetError> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.inner
+            .cmds
+            .send(Command::FindProviders {
+                key: cid.hash().to_bytes(),
+                found: tx,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Addresses of `peer` (known, else looked up in the DHT; empty if
+    /// not found).
+    pub async fn find_peer(&self, peer: PeerId) -> std::result::Result<Vec<Multiaddr>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .send(Command::FindPeer { peer, reply: tx })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Whether this node's store holds the block `cid`.
+    pub async fn has_block(&self, cid: &Cid) -> bool {
+        self.inner.bitswap.has(cid).await
     }
 
     /// Bootstrap and DHT state (`/disco/v1/node`, `disco peers`).

@@ -47,6 +47,18 @@ pub(crate) enum Command {
     Addresses {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    /// Providers of `key` (our store's records first, then a DHT lookup),
+    /// sent as found; the channel closes when the lookup ends.
+    FindProviders {
+        key: Vec<u8>,
+        found: mpsc::Sender<DhtPeer>,
+    },
+    /// Addresses of a peer: known ones, else a DHT lookup (empty if not
+    /// found).
+    FindPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
 }
 
 /// Most DHT server peers remembered for announcing.
@@ -99,6 +111,14 @@ pub(crate) struct SwarmTask {
     pub announce_addrs: Vec<Multiaddr>,
     /// Dials already made from a new port (not retried again).
     pub new_port_dials: HashSet<ConnectionId>,
+    /// Provider lookups for the routing API.
+    pub provider_lookups: HashMap<QueryId, (mpsc::Sender<DhtPeer>, HashSet<PeerId>)>,
+    /// Peer lookups for the routing API.
+    pub peer_lookups: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
+    /// Delegated routers asked besides the DHT.
+    pub routers: Option<Arc<super::routers::Routers>>,
+    /// A sender of our own commands (for router lookups' dials).
+    pub self_cmds: Option<mpsc::Sender<Command>>,
 }
 
 impl SwarmTask {
@@ -229,6 +249,33 @@ impl SwarmTask {
         }
     }
 
+    /// Addresses we know for `peer` (without `/p2p`): ours if it is us,
+    /// else from the directory, the routing table and its connection.
+    fn known_addresses(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
+        if peer == self.swarm.local_peer_id() {
+            return if self.announce_addrs.is_empty() {
+                self.listen.read().clone()
+            } else {
+                self.announce_addrs.clone()
+            };
+        }
+        let mut out: Vec<Multiaddr> = self.dht_peers.get(peer).cloned().unwrap_or_default();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for e in bucket.iter() {
+                if e.node.key.preimage() == peer {
+                    out.extend(e.node.value.iter().cloned());
+                }
+            }
+        }
+        if out.is_empty()
+            && let Some((_, a)) = self.connected.get(peer)
+        {
+            out.push(split_peer(a).0);
+        }
+        out.dedup();
+        out
+    }
+
     fn dht_peer_list(&mut self) -> Vec<DhtPeer> {
         let mut all = self.dht_peers.clone();
         for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
@@ -290,6 +337,35 @@ impl SwarmTask {
             Command::DhtPeers { reply } => {
                 let _ = reply.send(self.dht_peer_list());
             }
+            Command::FindProviders { key, found } => {
+                let rkey = RecordKey::new(&key);
+                let now = std::time::Instant::now();
+                let mut sent = HashSet::new();
+                let local: Vec<kad::ProviderRecord> =
+                    kad::store::RecordStore::providers(self.swarm.behaviour_mut().kad.store_mut(), &rkey);
+                for rec in local.into_iter().filter(|r| !r.is_expired(now)) {
+                    let addrs = if rec.addresses.is_empty() {
+                        self.known_addresses(&rec.provider)
+                    } else {
+                        rec.addresses
+                    };
+                    sent.insert(rec.provider);
+                    let _ = found.try_send((rec.provider, addrs));
+                }
+                let id = self.swarm.behaviour_mut().kad.get_providers(rkey);
+                self.metrics.dht_queries.inc();
+                self.provider_lookups.insert(id, (found, sent));
+            }
+            Command::FindPeer { peer, reply } => {
+                let known = self.known_addresses(&peer);
+                if !known.is_empty() {
+                    let _ = reply.send(known);
+                } else {
+                    let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.metrics.dht_queries.inc();
+                    self.peer_lookups.insert(id, (peer, reply));
+                }
+            }
             Command::Addresses { reply } => {
                 let list = if self.announce_addrs.is_empty() {
                     self.listen.read().clone()
@@ -324,6 +400,9 @@ impl SwarmTask {
     fn on_net(&mut self, req: NetRequest) {
         match req {
             NetRequest::FindProviders { key, done, found } => {
+                if let (Some(r), Some(cmds)) = (&self.routers, &self.self_cmds) {
+                    r.lookup(key.clone(), cmds.clone(), found.clone());
+                }
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -520,6 +599,20 @@ impl SwarmTask {
                                 let _ = found.try_send(*p);
                             }
                         }
+                        if self.provider_lookups.contains_key(&id) {
+                            let fresh: Vec<PeerId> = providers.iter().copied().collect();
+                            let with_addrs: Vec<DhtPeer> = fresh
+                                .into_iter()
+                                .map(|p| (p, self.known_addresses(&p)))
+                                .collect();
+                            if let Some((tx, sent)) = self.provider_lookups.get_mut(&id) {
+                                for (p, a) in with_addrs {
+                                    if sent.insert(p) {
+                                        let _ = tx.try_send((p, a));
+                                    }
+                                }
+                            }
+                        }
                         for p in providers {
                             if p != me && !self.connected.contains_key(&p) {
                                 tracing::debug!(peer = %p, "dialing provider");
@@ -542,6 +635,24 @@ impl SwarmTask {
                                 reply.send(r.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
                         }
                     }
+                    QueryResult::GetClosestPeers(r) => {
+                        if let Some((peer, reply)) = self.peer_lookups.remove(&id) {
+                            let peers = match r {
+                                Ok(ok) => ok.peers,
+                                Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                            };
+                            let mut addrs: Vec<Multiaddr> = peers
+                                .into_iter()
+                                .filter(|i| i.peer_id == peer)
+                                .flat_map(|i| i.addrs)
+                                .map(|a| split_peer(&a).0)
+                                .collect();
+                            if addrs.is_empty() {
+                                addrs = self.known_addresses(&peer);
+                            }
+                            let _ = reply.send(addrs);
+                        }
+                    }
                     QueryResult::Bootstrap(Err(e)) => {
                         tracing::debug!(error = %e, "DHT bootstrap failed");
                     }
@@ -553,10 +664,11 @@ impl SwarmTask {
                     }
                     _ => {}
                 }
-                if step.last
-                    && let Some((done, _)) = self.searches.remove(&id)
-                {
-                    let _ = done.send(());
+                if step.last {
+                    if let Some((done, _)) = self.searches.remove(&id) {
+                        let _ = done.send(());
+                    }
+                    self.provider_lookups.remove(&id);
                 }
             }
             _ => {}

@@ -148,6 +148,11 @@ impl Bitswap {
         Bitswap { events: tx, store }
     }
 
+    /// Whether the store holds `cid`.
+    pub async fn has(&self, cid: &Cid) -> bool {
+        self.store.has(cid).await.unwrap_or(false)
+    }
+
     /// Fetches a block from peers (or the store), verified against `cid`
     /// and stored before it is returned.
     pub async fn fetch(&self, cid: &Cid, timeout: Duration) -> Result<Bytes, IpfsError> {
