@@ -177,7 +177,7 @@ fn late_bootstrap_node_heals_the_site() {
     for (i, n) in nodes.iter().enumerate() {
         // Hang guard only: backoff is at most 8-16 s at this point.
         let limit = Duration::from_secs(60);
-        while n.metric("disco_ipfs_peers") == 0 {
+        while n.metric("disco_ipfs_peers") == 0 || bootstrap_state(n)["state"] != "connected" {
             assert!(
                 back.elapsed() < limit,
                 "node {i} has no peer {limit:?} after the bootstrap node came back\n{}",
