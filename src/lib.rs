@@ -6,8 +6,11 @@
 //!   Distribution's on-disk layout, over a path-based storage driver;
 //! - [`storage`]: the storage drivers behind one trait;
 //! - [`ipfs`]: the IPFS interface and its backends (Kubo RPC, embedded);
-//! - [`disco`]: content-addressed images (CID names, `disco.json`, cloning).
+//! - [`disco`]: content-addressed images (CID names, `disco.json`, cloning);
+//! - [`auth`]: access control (htpasswd, bearer tokens, per-repository
+//!   rules), applied by one layer in [`http::auth`].
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod disco;

@@ -47,6 +47,12 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// The private IPFS network's key: print it, or install another
+    /// node's to join its network.
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -64,6 +70,46 @@ struct Target {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Credentials for a disco with access control, `USER:PASSWORD`
+    /// (admin endpoints need an admin). Prefer the environment variable:
+    /// it stays out of the process list.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "DISCO_CREDS",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+}
+
+impl Target {
+    /// Installs the credentials for this process's requests.
+    fn use_credentials(&self) -> Result<(), ExitCode> {
+        if let Some(c) = &self.creds {
+            let c = disco::cli::credentials::Credentials::parse(c).map_err(|e| {
+                eprintln!("disco: --creds: {e}");
+                ExitCode::from(2)
+            })?;
+            disco::cli::credentials::set(c);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Print this node's network key (Kubo `swarm.key` format), creating
+    /// it if the node has none yet.
+    Key,
+    /// Install another node's key (a file, or `-` for standard input);
+    /// restart disco afterwards.
+    Join {
+        /// The key file, or `-`.
+        key: PathBuf,
+        /// Replace a different key this node already has.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +179,40 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Network { command }) => {
+            let loaded = match load(cli.config.as_deref()) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let result = match command {
+                NetworkCommand::Key => disco::cli::network::key(&loaded.config),
+                NetworkCommand::Join { key, force } => {
+                    let text = if key.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())
+                    } else {
+                        std::fs::read_to_string(&key).map_err(|e| format!("{}: {e}", key.display()))
+                    };
+                    text.and_then(|t| disco::cli::network::join(&loaded.config, &t, force))
+                }
+            };
+            match result {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("disco: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Id { target })
+        | Some(Command::Peers { target })
+        | Some(Command::Gc { target, .. })
+            if target.use_credentials().is_err() =>
+        {
+            ExitCode::from(2)
+        }
         Some(Command::Id { target }) => node_command(cli.config, |c| async move {
             disco::cli::id(&c, target.url.as_deref(), target.json).await
         }),

@@ -58,6 +58,8 @@ pub struct Built {
     pub storage: Storage,
     /// The content-addressed image layer (with `ipfs` storage).
     pub disco: Option<crate::disco::Disco>,
+    /// Access control (`auth`), when configured.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// The storage a configuration names.
@@ -221,8 +223,56 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     })
 }
 
+/// Refuses configurations where one protection would be silently undone by
+/// another part: access control with an embedded node that serves every
+/// block to any peer. Warns where disco cannot tell.
+pub fn security_checks(config: &Config) -> Result<(), ServerError> {
+    let Some(auth) = config.auth.as_ref().filter(|a| a.enabled()) else {
+        return Ok(());
+    };
+    if config.http.tls.certificate.is_none() {
+        tracing::warn!(
+            "access control without http.tls: credentials and tokens cross the network in clear \
+             text; serve TLS (or a TLS proxy) unless this port is only reachable locally"
+        );
+    }
+    let Some(ipfs) = ipfs_config(config) else {
+        return Ok(());
+    };
+    if ipfs.router.is_some() {
+        tracing::warn!(
+            "access control with Kubo nodes: the Kubo nodes serve stored blocks to their own IPFS \
+             network whatever disco allows over HTTP; give them a private network (swarm.key) \
+             or no swarm listeners"
+        );
+        return Ok(());
+    }
+    let net = &ipfs.embedded.net;
+    let everything_public = auth.htpasswd.is_some()
+        && crate::auth::rules::Rules::new(auth.access.as_ref()).everything_public();
+    if !net.listen.is_empty() && !net.is_private() && !everything_public {
+        return Err(ServerError::Config(
+            "access control is on, but the embedded IPFS node runs an open network \
+             (storage.ipfs.embedded.public: true or private: false): any peer could fetch by CID \
+             the blocks HTTP denies. Use a private network (the default, or swarmkey), or make \
+             every repository anonymously pullable in auth.access"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Builds the registry and metrics from a configuration.
 pub async fn build(config: &Config) -> Result<Built, ServerError> {
+    security_checks(config)?;
+    // Credential files are read before storage opens: a bad one stops
+    // disco before anything listens.
+    let auth = match config.auth.as_ref().filter(|a| a.enabled()) {
+        Some(a) => Some(Arc::new(
+            crate::auth::Auth::new(a).map_err(ServerError::Config)?,
+        )),
+        None => None,
+    };
     let storage = build_storage(config).await?;
     tracing::info!(driver = storage.driver.name(), "storage ready");
     let options = Options {
@@ -258,11 +308,15 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
             d.start_announcing(cfg.embedded.net.reprovide_interval);
         }
     }
+    if let Some(a) = &auth {
+        a.attach(registry.clone());
+    }
     Ok(Built {
         registry,
         metrics,
         storage,
         disco,
+        auth,
     })
 }
 
@@ -298,6 +352,15 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
     }
     if let Some(net) = built.storage.ipfs.as_ref().and_then(|b| b.network.clone()) {
         router = router.merge(crate::disco::routing::routes(net));
+    }
+    if let Some(auth) = &built.auth {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            http::auth::AuthLayer {
+                auth: auth.clone(),
+                tls: config.http.tls.certificate.is_some(),
+            },
+            http::auth::check,
+        ));
     }
     let mut router = router.layer(axum::middleware::from_fn_with_state(
         extra_headers(config)?,
@@ -378,6 +441,9 @@ async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let built = build(&config).await?;
     let app = app(&config, &built)?;
+    if let Some(auth) = &built.auth {
+        crate::auth::reload::spawn(auth.clone());
+    }
     let listener = bind(&config.http.addr).await?;
     let local = listener.local_addr()?;
     let shutdown = shutdown_signal().shared();
@@ -431,9 +497,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             "drain timeout reached; closing remaining connections"
         );
     };
-    match (&config.http.tls.certificate, &config.http.tls.key) {
-        (Some(cert), Some(key)) => {
-            let acceptor = crate::tls::acceptor(cert, key).map_err(ServerError::Tls)?;
+    match &config.http.tls.certificate {
+        Some(_) => {
+            let acceptor = crate::tls::acceptor(&config.http.tls).map_err(ServerError::Tls)?;
             tracing::info!(addr = %local, "disco listening (TLS)");
             tokio::select! {
                 r = crate::tls::serve(listener, acceptor, app, shutdown.clone()) => r?,

@@ -1,4 +1,5 @@
-//! HTTPS serving for `http.tls.certificate`/`key` (rustls).
+//! HTTPS serving for `http.tls` (rustls): certificate and key, mutual TLS
+//! with `clientcas`, `minimumtls` and `ciphersuites`.
 
 use std::future::Future;
 use std::path::Path;
@@ -15,27 +16,95 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::TlsConfig;
+
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Loads a PEM certificate chain and key into an acceptor.
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found", cert.display()));
+        return Err(format!("{}: no certificate found", path.display()));
     }
+    Ok(certs)
+}
+
+/// The crypto provider, limited to the TLS 1.2 suites `names` lists (IANA
+/// names, as Go and Distribution write them); TLS 1.3 suites stay.
+fn provider(names: Option<&[String]>) -> Result<rustls::crypto::CryptoProvider, String> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    let Some(names) = names else {
+        return Ok(provider);
+    };
+    for n in names {
+        let known = provider
+            .cipher_suites
+            .iter()
+            .any(|s| s.suite().as_str() == Some(n.as_str()));
+        if !known {
+            return Err(format!(
+                "http.tls.ciphersuites: {n:?} is not a cipher suite disco supports (supported: {})",
+                provider
+                    .cipher_suites
+                    .iter()
+                    .filter_map(|s| s.suite().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    provider.cipher_suites.retain(|s| {
+        s.version() == &rustls::version::TLS13
+            || names.iter().any(|n| s.suite().as_str() == Some(n.as_str()))
+    });
+    Ok(provider)
+}
+
+/// Builds the acceptor for `http.tls`: certificate and key, optional
+/// client CAs (mutual TLS: a client without a certificate chained to one of
+/// them is refused in the handshake), minimum version and cipher suites.
+pub fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
+    let (Some(cert), Some(key)) = (&tls.certificate, &tls.key) else {
+        return Err("http.tls needs certificate and key".into());
+    };
+    let certs = read_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| e.to_string())?;
+    let provider = Arc::new(provider(tls.ciphersuites.as_deref())?);
+    let versions: &[&'static rustls::SupportedProtocolVersion] =
+        if tls.minimumtls.as_deref() == Some("tls1.3") {
+            &[&rustls::version::TLS13]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?;
+    let builder = match &tls.clientcas {
+        Some(cas) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for path in cas {
+                for c in read_certs(path)? {
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("http.tls.clientcas {}: {e}", path.display()))?;
+                }
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("http.tls.clientcas: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -11,6 +11,9 @@
 //!   opens the store itself, which fails clearly if another process holds
 //!   it (the data directory's lock file).
 
+pub mod credentials;
+pub mod network;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -77,7 +80,8 @@ enum Answer {
 }
 
 async fn request(req: reqwest::RequestBuilder, url: &str) -> Result<Answer, String> {
-    match req.send().await {
+    let http = client(false)?;
+    match credentials::send(&http, req).await {
         Ok(resp) => {
             let status = resp.status();
             let body = resp

@@ -95,12 +95,59 @@ pub struct TlsConfig {
     pub certificate: Option<PathBuf>,
     /// PEM private key. Default none.
     pub key: Option<PathBuf>,
-    /// Accepted for compatibility; client certificates are not checked.
+    /// PEM CA certificates: when set, every client must present a
+    /// certificate chained to one of them (mutual TLS, as Distribution).
+    /// Default none.
     pub clientcas: Option<Vec<PathBuf>>,
-    /// Accepted for compatibility.
+    /// Lowest TLS version accepted: `tls1.2` or `tls1.3` (`tls1.0` and
+    /// `tls1.1` are accepted and mean `tls1.2`, the lowest disco speaks).
+    /// Default `tls1.2`.
     pub minimumtls: Option<String>,
-    /// Accepted for compatibility.
+    /// Let's Encrypt certificates; not supported: refused at start.
     pub letsencrypt: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
+    /// TLS 1.2 cipher suites allowed, by IANA name (Go's names, e.g.
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`). TLS 1.3 suites are
+    /// always enabled. Default: rustls's safe defaults.
     pub ciphersuites: Option<Vec<String>>,
+}
+
+impl TlsConfig {
+    /// Checks what can be checked without reading files; `Err((key below
+    /// http.tls, message))`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.letsencrypt.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err((
+                "letsencrypt".into(),
+                "Let's Encrypt is not supported by disco: configure certificate and key".into(),
+            ));
+        }
+        let tls = self.certificate.is_some();
+        for (set, key) in [
+            (self.clientcas.is_some(), "clientcas"),
+            (self.minimumtls.is_some(), "minimumtls"),
+            (self.ciphersuites.is_some(), "ciphersuites"),
+        ] {
+            if set && !tls {
+                return Err((
+                    key.into(),
+                    "needs http.tls.certificate and key (TLS is not enabled)".into(),
+                ));
+            }
+        }
+        if let Some(v) = &self.minimumtls
+            && !matches!(v.as_str(), "tls1.0" | "tls1.1" | "tls1.2" | "tls1.3")
+        {
+            return Err((
+                "minimumtls".into(),
+                format!("{v:?} is not tls1.0, tls1.1, tls1.2 or tls1.3"),
+            ));
+        }
+        if self.clientcas.as_ref().is_some_and(Vec::is_empty) {
+            return Err((
+                "clientcas".into(),
+                "empty list: name at least one CA file".into(),
+            ));
+        }
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@
 //! Unknown keys are reported as warnings; invalid values fail with the
 //! key's path in the message. Every field documents its default.
 
+mod auth;
 mod disco;
 mod duration;
 mod http;
@@ -21,6 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auth::{
+    AccessConfig, AuthConfig, HtpasswdConfig, RuleConfig, SIGNING_ALGORITHMS, TokenConfig,
+};
 pub use disco::DiscoConfig;
 pub use duration::{duration, parse_duration};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
@@ -69,8 +73,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// disco's content-addressed image layer.
     pub disco: DiscoConfig,
+    /// Access control. Default none: an open registry.
+    #[serde(deserialize_with = "auth::auth_section")]
+    pub auth: Option<AuthConfig>,
     /// Distribution sections disco accepts but does not implement (a
-    /// warning is logged when present): `auth`, `notifications`, `redis`,
+    /// warning is logged when present): `notifications`, `redis`,
     /// `health`, `proxy`, `validation`, `compatibility`, `reporting`,
     /// `middleware`, `loglevel`.
     #[serde(flatten)]
@@ -78,8 +85,7 @@ pub struct Config {
 }
 
 /// Sections of Distribution's config that disco ignores with a warning.
-const UNSUPPORTED_SECTIONS: [&str; 10] = [
-    "auth",
+const UNSUPPORTED_SECTIONS: [&str; 9] = [
     "notifications",
     "redis",
     "health",
@@ -164,6 +170,10 @@ impl Config {
             value = yaml_serde::Value::Mapping(Default::default());
         }
         let mut warnings = Vec::new();
+        // Parents before children: `REGISTRY_AUTH=htpasswd` then
+        // `REGISTRY_AUTH_HTPASSWD_PATH=...` (Distribution's documented form).
+        let mut env: Vec<&(String, String)> = env.iter().collect();
+        env.sort();
         for (k, v) in env {
             let Some(rest) = k.strip_prefix("REGISTRY_") else {
                 continue;
@@ -243,6 +253,15 @@ impl Config {
                 "certificate and key must both be set".into(),
             ));
         }
+        self.http
+            .tls
+            .validate()
+            .map_err(|(k, m)| invalid(&format!("http.tls.{k}"), m))?;
+        if let Some(auth) = &self.auth {
+            auth.validate()
+                .map_err(|(k, m)| invalid(&format!("auth.{k}"), m))?;
+        }
+        refuse_unenforced_sections(&self.unsupported).map_err(|(k, m)| invalid(&k, m))?;
         if !matches!(
             self.log.level.as_str(),
             "error" | "warn" | "info" | "debug" | "trace"
@@ -271,6 +290,28 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Distribution sections that ask for a protection disco does not give:
+/// refused rather than ignored.
+fn refuse_unenforced_sections(
+    sections: &BTreeMap<String, yaml_serde::Value>,
+) -> Result<(), (String, String)> {
+    let urls = sections
+        .get("validation")
+        .and_then(|v| v.get("manifests"))
+        .and_then(|v| v.get("urls"));
+    if let Some(urls) = urls
+        && !urls.is_null()
+    {
+        return Err((
+            "validation.manifests.urls".into(),
+            "disco does not filter foreign layer URLs; remove this section (disco accepts \
+             non-distributable layers with any URL and never fetches them)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `host:port` or `:port` (all interfaces).

@@ -18,10 +18,16 @@ pub async fn log(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
+    let user = resp
+        .extensions()
+        .get::<super::auth::AuthUser>()
+        .map(|u| u.0.as_str())
+        .unwrap_or("-");
     tracing::info!(
         target: "disco::access",
         %method,
         path,
+        user,
         status = resp.status().as_u16(),
         ms = start.elapsed().as_millis() as u64,
         "request"

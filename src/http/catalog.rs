@@ -11,7 +11,11 @@ use crate::registry::tags::paginate;
 /// Lists repositories, sorted, paginated.
 pub async fn get(app: &AppState, req: Request) -> ApiResult {
     let (n, last) = page_params(&req)?;
-    let all = app.registry.list_repositories().await?;
+    let mut all = app.registry.list_repositories().await?;
+    // With access control, only what the caller may pull is listed.
+    if let Some(a) = req.extensions().get::<super::auth::Authorized>() {
+        all = a.auth.visible(&a.caller, all).await;
+    }
     let (page, more) = paginate(&all, n, last.as_deref());
     let next = if more {
         page.last().map(String::as_str)

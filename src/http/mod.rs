@@ -3,6 +3,7 @@
 //! failure renders through [`error`].
 
 pub mod access_log;
+pub mod auth;
 pub mod base;
 pub mod blobs;
 pub mod catalog;

@@ -16,7 +16,8 @@ use crate::support::registry::{Kind, Options, Registry, free_port};
 pub struct NodeOpts {
     /// Peers to bootstrap from (`/ip4/127.0.0.1/tcp/<port>/p2p/<id>`).
     pub bootstrap: Vec<String>,
-    /// A `swarm.key` (private network).
+    /// A `swarm.key` (private network); without one the node runs an
+    /// open network.
     pub swarmkey: Option<PathBuf>,
     /// `disco.clonetimeout` (default `60s`).
     pub clonetimeout: Option<String>,
@@ -63,8 +64,10 @@ fn storage_yaml(dir: &Path, o: &NodeOpts) -> String {
     if !o.bootstrap.is_empty() {
         s.push_str(&format!("      bootstrap: [{}]\n", o.bootstrap.join(", ")));
     }
-    if let Some(k) = &o.swarmkey {
-        s.push_str(&format!("      swarmkey: {}\n", k.display()));
+    match &o.swarmkey {
+        Some(k) => s.push_str(&format!("      swarmkey: {}\n", k.display())),
+        // Peers meet on an open network unless a test gives a key.
+        None => s.push_str("      private: false\n"),
     }
     for line in &o.embedded {
         s.push_str(&format!("      {line}\n"));

@@ -203,11 +203,11 @@ fn zero_config_skopeo_and_ctr_round_trip() {
     }
 }
 
-/// Two discos with the embedded node on 127.0.0.1 (no mDNS); B, when
-/// `bootstrap` is given, peers with it at start.
+/// Two discos with the embedded node on 127.0.0.1 (no mDNS, an open
+/// network); B, when `bootstrap` is given, peers with it at start.
 fn embedded_registry(bootstrap: Option<&str>) -> Registry {
     let mut storage = String::from(
-        "  ipfs:\n    embedded:\n      listen: [/ip4/127.0.0.1/tcp/0]\n      mdns: false\n      gc:\n        enabled: false\n",
+        "  ipfs:\n    embedded:\n      listen: [/ip4/127.0.0.1/tcp/0]\n      mdns: false\n      private: false\n      gc:\n        enabled: false\n",
     );
     if let Some(b) = bootstrap {
         storage.push_str(&format!("      bootstrap: [{b}]\n"));

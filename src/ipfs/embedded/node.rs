@@ -136,6 +136,11 @@ impl EmbeddedIpfs {
         *self.inner.tasks.lock() = tasks;
     }
 
+    /// The node's data directory.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.inner.cfg.path.clone()
+    }
+
     /// The node's identity key (the networking layer uses the same key).
     pub fn keypair(&self) -> &Keypair {
         &self.inner.keypair

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::config::IpfsStorageConfig;
 use super::kubo_backend;
 use crate::ipfs::Ipfs;
-use crate::ipfs::embedded::net::Network;
+use crate::ipfs::embedded::net::config::NetConfig;
+use crate::ipfs::embedded::net::{Network, swarmkey};
 use crate::ipfs::embedded::{BlockExchange, EmbeddedIpfs};
 
 /// The embedded node's data directory: `storage.ipfs.embedded.path`, or
@@ -19,6 +20,43 @@ pub fn embedded_path(cfg: &IpfsStorageConfig, data_dir: &Path) -> PathBuf {
     } else {
         path.clone()
     }
+}
+
+/// The networking settings in effect: the private network's key file
+/// resolved (generated on first start), and the mode announced loudly.
+fn network_config(net: &NetConfig, node_dir: &Path) -> Result<NetConfig, String> {
+    if net.public && net.private == Some(true) {
+        return Err(
+            "storage.ipfs.embedded: `public: true` joins the public IPFS network; it cannot be \
+             `private: true` too"
+                .into(),
+        );
+    }
+    if net.quic && net.is_private() {
+        return Err(
+            "storage.ipfs.embedded.quic: QUIC cannot carry a private network (the swarm key \
+             protects TCP only); turn QUIC off or set `private: false` (an open network)"
+                .into(),
+        );
+    }
+    let mut out = net.clone();
+    out.swarmkey = swarmkey::resolve(net.swarmkey.as_deref(), net.is_private(), node_dir)
+        .map_err(|e| format!("storage.ipfs.embedded.swarmkey: {e}"))?;
+    match (&out.swarmkey, net.public) {
+        (Some(k), _) => {
+            tracing::info!(key = %k.display(), "private IPFS network: only peers with this key connect")
+        }
+        (None, true) => tracing::warn!(
+            "PUBLIC IPFS network (storage.ipfs.embedded.public: true): every image stored here \
+             can be fetched by anyone on the IPFS network who learns its CIDs, and its CIDs are \
+             announced to the public DHT"
+        ),
+        (None, false) => tracing::warn!(
+            "OPEN IPFS network (storage.ipfs.embedded.private: false): any peer that reaches this \
+             node (mDNS on the LAN, the listen addresses) can fetch every image stored here"
+        ),
+    }
+    Ok(out)
 }
 
 /// A running IPFS backend.
@@ -51,13 +89,10 @@ impl IpfsBackend {
             tracing::info!("embedded IPFS node is offline (storage.ipfs.embedded.listen is empty)");
             None
         } else {
-            let net = Network::start(
-                &cfg.embedded.net,
-                node.keypair().clone(),
-                node.block_store(),
-            )
-            .await
-            .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
+            let net_cfg = network_config(&cfg.embedded.net, &node.path())?;
+            let net = Network::start(&net_cfg, node.keypair().clone(), node.block_store())
+                .await
+                .map_err(|e| format!("storage.ipfs.embedded: {e}"))?;
             node.set_exchange(Arc::new(net.clone()) as Arc<dyn BlockExchange>);
             tracing::info!(
                 peer = %net.peer_id(),

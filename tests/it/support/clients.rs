@@ -107,22 +107,21 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Runs `cmd` to completion with stdout/stderr captured in files under
 /// `log_dir`, killing it (by PID) if it outlives `timeout`.
 pub fn run(cmd: &mut Command, log_dir: &Path, timeout: Duration) -> Run {
+    cmd.stdin(Stdio::null());
+    run_with_stdin(cmd, log_dir, timeout)
+}
+
+/// [`run`] for a command whose standard input the caller has set.
+pub fn run_with_stdin(cmd: &mut Command, log_dir: &Path, timeout: Duration) -> Run {
     let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
     let out_path = log_dir.join(format!("cmd-{n}.out"));
     let err_path = log_dir.join(format!("cmd-{n}.err"));
     let cmdline = format!("{cmd:?}");
     let out = fs::File::create(&out_path).expect("stdout file");
     let err = fs::File::create(&err_path).expect("stderr file");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {cmdline}: {e}; run scripts/test as root to install test dependencies"
-            )
-        });
+    let mut child = cmd.stdout(out).stderr(err).spawn().unwrap_or_else(|e| {
+        panic!("cannot start {cmdline}: {e}; run scripts/test as root to install test dependencies")
+    });
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {

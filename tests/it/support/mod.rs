@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod docker;
 pub mod helia_peer;
 pub mod images;
 pub mod jsipfs;
@@ -11,3 +12,4 @@ pub mod oci_api;
 pub mod proxy;
 pub mod registry;
 pub mod s3server;
+pub mod token_issuer;

@@ -69,6 +69,7 @@ pub struct Api {
     base: String,
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
+    authorization: Option<String>,
 }
 
 impl Api {
@@ -88,7 +89,22 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             rt,
             client,
+            authorization: None,
         }
+    }
+
+    /// A client sending `Authorization: <authorization>` with every request.
+    pub fn authorized(base: &str, authorization: &str) -> Self {
+        let mut api = Self::new(base);
+        api.authorization = Some(authorization.to_string());
+        api
+    }
+
+    /// A client with Basic credentials.
+    pub fn basic(base: &str, user: &str, password: &str) -> Self {
+        use base64::Engine as _;
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Self::authorized(base, &format!("Basic {b}"))
     }
 
     /// Any request; `path` starts with `/v2/`.
@@ -104,6 +120,9 @@ impl Api {
             .client
             .request(method, format!("{}{path}", self.base))
             .body(body);
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

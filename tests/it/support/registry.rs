@@ -325,7 +325,8 @@ impl Registry {
             {
                 panic!("registry exited early ({status}); log:\n{}", self.log());
             }
-            if http_status(&self.addr, "/v2/") == Some(200) {
+            // 401: up, with access control.
+            if matches!(http_status(&self.addr, "/v2/"), Some(200 | 401)) {
                 return;
             }
             if Instant::now() > deadline {

@@ -45,6 +45,13 @@ pub struct NetConfig {
     pub dht_mode: Option<DhtMode>,
     /// Discover peers on the local network with mDNS. Default `true`.
     pub mdns: bool,
+    /// Private network (the default): without `swarmkey`, the node uses
+    /// `<path>/swarm.key`, generated on first start, so only nodes given
+    /// the same key (`disco network key` / `disco network join`) ever
+    /// connect. `false` makes an open network: any peer that reaches the
+    /// node may fetch every block it holds. Default `true` (`false` with
+    /// `public`).
+    pub private: Option<bool>,
     /// Path of a Kubo-format `swarm.key`: with it, the node only talks to
     /// peers holding the same key (private network; disables QUIC). Default
     /// none.
@@ -87,6 +94,7 @@ impl Default for NetConfig {
             public: false,
             dht_mode: None,
             mdns: true,
+            private: None,
             swarmkey: None,
             quic: false,
             max_connections: 512,
@@ -111,6 +119,11 @@ pub enum DhtMode {
 }
 
 impl NetConfig {
+    /// True if the node runs a private network (a swarm key).
+    pub fn is_private(&self) -> bool {
+        self.swarmkey.is_some() || self.private.unwrap_or(!self.public)
+    }
+
     /// The DHT role in effect.
     pub fn effective_dht_mode(&self) -> DhtMode {
         match self.dht_mode {
@@ -120,11 +133,13 @@ impl NetConfig {
         }
     }
 
-    /// A node for tests: listens on an ephemeral loopback port, no mDNS.
+    /// A node for tests: listens on an ephemeral loopback port, no mDNS,
+    /// open network.
     pub fn loopback() -> Self {
         NetConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             mdns: false,
+            private: Some(false),
             ..NetConfig::default()
         }
     }

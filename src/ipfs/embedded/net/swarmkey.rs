@@ -6,7 +6,8 @@
 //! <64 hex characters>
 //! ```
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use libp2p::pnet::PreSharedKey;
 
@@ -24,6 +25,81 @@ pub enum SwarmKeyError {
     /// The contents are not a Kubo swarm key.
     #[error("invalid swarm key: {0}")]
     Format(&'static str),
+    /// The generated key could not be written.
+    #[error("cannot write the network key {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Name of the network key kept in the node's data directory.
+pub const KEY_FILE: &str = "swarm.key";
+
+/// A new random key in Kubo's `swarm.key` format.
+pub fn generate() -> String {
+    let key: [u8; 32] = rand::random();
+    format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", hex::encode(key))
+}
+
+/// Writes a key file atomically, readable by its owner only; refuses to
+/// replace an existing file.
+pub fn write_new(path: &Path, text: &str) -> Result<(), SwarmKeyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| SwarmKeyError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    parse_swarm_key(text)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    let written = f.write_all(text.as_bytes()).and_then(|_| f.sync_all());
+    drop(f);
+    // A hard link fails if the target exists: no race replaces a key.
+    let linked = written.and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(err)
+}
+
+/// The key file the node uses: `configured` when set; else, for a private
+/// node, `<node dir>/swarm.key`, generated with a random key on first start;
+/// `None` for an open or public node.
+pub fn resolve(
+    configured: Option<&Path>,
+    private: bool,
+    node_dir: &Path,
+) -> Result<Option<PathBuf>, SwarmKeyError> {
+    if let Some(p) = configured {
+        return Ok(Some(p.to_path_buf()));
+    }
+    if !private {
+        return Ok(None);
+    }
+    let path = node_dir.join(KEY_FILE);
+    if !path.exists() {
+        match write_new(&path, &generate()) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                "generated this node's private network key: only nodes with the same key connect \
+                 (`disco network key` prints it, `disco network join` installs it on another node)"
+            ),
+            // Another process created it meanwhile: use theirs.
+            Err(SwarmKeyError::Write { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(path))
 }
 
 /// Parses the text of a `swarm.key`.
@@ -77,6 +153,31 @@ mod tests {
         assert_eq!(
             k.fingerprint().to_string(),
             theirs.fingerprint().to_string()
+        );
+    }
+
+    #[test]
+    fn private_nodes_get_a_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve(None, false, dir.path()).unwrap(), None);
+        let p = resolve(None, true, dir.path()).unwrap().unwrap();
+        let first = std::fs::read_to_string(&p).unwrap();
+        parse_swarm_key(&first).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // The second start keeps the key.
+        assert_eq!(resolve(None, true, dir.path()).unwrap().unwrap(), p);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), first);
+        assert!(write_new(&p, &generate()).is_err());
+        // Two keys differ; a configured file wins.
+        assert_ne!(generate(), generate());
+        let other = dir.path().join("site.key");
+        assert_eq!(
+            resolve(Some(&other), true, dir.path()).unwrap().unwrap(),
+            other
         );
     }
 
