@@ -219,7 +219,9 @@ pub async fn peers(config: &Config, url: Option<&str>, json: bool) -> CliResult 
         out.push_str(&format!("{addr}/p2p/{peer}\n"));
     }
     let node = format!("{base}/disco/v1/node");
-    let req = client(url.is_none())?.get(&node).timeout(Duration::from_secs(30));
+    let req = client(url.is_none())?
+        .get(&node)
+        .timeout(Duration::from_secs(30));
     if let Ok(Answer::Reply(status, body)) = request(req, &node).await
         && status.is_success()
         && let Ok(v) = serde_json::from_str::<Value>(&body)

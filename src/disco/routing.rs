@@ -51,15 +51,10 @@ pub fn routes(net: Network) -> Router {
             "/routing/v1/providers/{cid}",
             get(providers).options(preflight),
         )
-        .route(
-            "/routing/v1/peers/{peer}",
-            get(peers).options(preflight),
-        )
+        .route("/routing/v1/peers/{peer}", get(peers).options(preflight))
         .route(
             "/routing/v1/{*rest}",
-            get(not_implemented)
-                .put(not_implemented)
-                .options(preflight),
+            get(not_implemented).put(not_implemented).options(preflight),
         )
         .with_state(net)
 }
@@ -163,22 +158,19 @@ async fn providers(
     if own.is_some() {
         seen.insert(me);
     }
-    let found = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|x| (x, rx))
-    })
-    .filter_map(move |(p, a): (PeerId, Vec<Multiaddr>)| {
-        let fresh = seen.insert(p);
-        async move { fresh.then(|| peer_record(&p, &a)) }
-    });
+    let found =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+            .filter_map(move |(p, a): (PeerId, Vec<Multiaddr>)| {
+                let fresh = seen.insert(p);
+                async move { fresh.then(|| peer_record(&p, &a)) }
+            });
     let records = futures::stream::iter(own).chain(found);
     if wants_ndjson(&headers) {
         let lines = records
             .take(NDJSON_LIMIT)
             .take_until(tokio::time::sleep(NDJSON_WAIT))
             .map(|r| Ok::<_, std::convert::Infallible>(format!("{r}\n")));
-        return cors(
-            ([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(lines)).into_response(),
-        );
+        return cors(([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(lines)).into_response());
     }
     let list: Vec<Value> = records
         .take(JSON_LIMIT)

@@ -389,8 +389,7 @@ async fn announced_roots_are_found_by_lookups() {
     .await;
     holder.announce_all(&roots).await.unwrap();
     wait_for("an announce run", LONG, || {
-        holder.metrics().announce_runs.get() > 0
-            && holder.metrics().records_announced.get() >= 50
+        holder.metrics().announce_runs.get() > 0 && holder.metrics().records_announced.get() >= 50
     })
     .await;
     assert_eq!(holder.metrics().announce_last_keys.get(), 50);
@@ -406,6 +405,8 @@ async fn announced_roots_are_found_by_lookups() {
         .find(|(p, _)| *p == holder.peer_id())
         .expect("the holder is a provider");
     assert!(!addrs.is_empty(), "provider records carry addresses");
-    fetch_dag(seeker.bitswap(), &roots[37], LONG, 8).await.unwrap();
+    fetch_dag(seeker.bitswap(), &roots[37], LONG, 8)
+        .await
+        .unwrap();
     assert_eq!(export(&ss, &roots[37]), pattern(1037));
 }

@@ -81,10 +81,14 @@ fn light_helia_peer_stays_connected_and_serves_a_clone() {
 
     let mut helia = HeliaPeer::start(work.path());
     assert!(helia.connect(&a.peer_addr()));
-    helia.pin(&cid).unwrap_or_else(|e| panic!("Helia pin of {cid}: {e}"));
+    helia
+        .pin(&cid)
+        .unwrap_or_else(|e| panic!("Helia pin of {cid}: {e}"));
     for b in info["blobs"].as_array().unwrap() {
         let c = b["cid"].as_str().unwrap();
-        helia.pin(c).unwrap_or_else(|e| panic!("Helia pin of blob {c}: {e}"));
+        helia
+            .pin(c)
+            .unwrap_or_else(|e| panic!("Helia pin of blob {c}: {e}"));
     }
     drop(a);
 
@@ -110,7 +114,10 @@ fn light_helia_peer_stays_connected_and_serves_a_clone() {
         );
     }
     pull_by_cid(&b, &cid, &img, "clone from a light Helia peer");
-    assert!(helia.peers().contains(&b_id), "still connected after the clone");
+    assert!(
+        helia.peers().contains(&b_id),
+        "still connected after the clone"
+    );
     assert_eq!(b.metric("disco_ipfs_streams_dropped_total"), 0);
     assert_eq!(b.metric("disco_ipfs_bitswap_sends_failed_total"), 0);
 }

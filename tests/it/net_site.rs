@@ -71,7 +71,12 @@ fn bootstrap_state(n: &Node) -> Value {
 
 /// Pulls `cid` from `n` (manifest, then every blob) and checks each
 /// against the pushed layout; logs the time to the manifest.
-pub(crate) fn pull_by_cid(n: &Node, cid: &str, img: &crate::support::images::OciLayout, label: &str) {
+pub(crate) fn pull_by_cid(
+    n: &Node,
+    cid: &str,
+    img: &crate::support::images::OciLayout,
+    label: &str,
+) {
     let t = Instant::now();
     let r = n.api.manifest(cid, "latest");
     let manifest_time = t.elapsed();
@@ -195,10 +200,7 @@ fn late_bootstrap_node_heals_the_site() {
     // The holder announced when its routing table filled: the others find it.
     let t = Instant::now();
     pull_by_cid(&nodes[N - 2], &cid, &img, "after healing");
-    eprintln!(
-        "pulled {:.1} s after the check",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("pulled {:.1} s after the check", t.elapsed().as_secs_f64());
     let all: Vec<&Node> = nodes.iter().collect();
     assert_nothing_lost(&all);
 }
@@ -239,7 +241,9 @@ fn delegated_routing_between_discos() {
             let text = String::from_utf8_lossy(&r.body).to_string();
             let records: Vec<Value> = if accept.contains("ndjson") {
                 assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
-                text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+                text.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
             } else {
                 assert_eq!(r.header("content-type"), Some("application/json"));
                 serde_json::from_str::<Value>(&text).unwrap()["Providers"]
@@ -253,11 +257,17 @@ fn delegated_routing_between_discos() {
             last = Value::Array(records);
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("router never listed the holder: {last}\n{}", router.log_tail());
+        panic!(
+            "router never listed the holder: {last}\n{}",
+            router.log_tail()
+        );
     };
     for accept in ["application/json", "application/x-ndjson"] {
         let records = providers(accept);
-        let rec = records.iter().find(|p| p["ID"] == holder_id.as_str()).unwrap();
+        let rec = records
+            .iter()
+            .find(|p| p["ID"] == holder_id.as_str())
+            .unwrap();
         assert_eq!(rec["Schema"], "peer");
         assert!(
             rec["Addrs"]
@@ -270,19 +280,23 @@ fn delegated_routing_between_discos() {
     }
     // A blob's CID too; and the holder answers for its own store.
     let blob_cid = info["blobs"][0]["cid"].as_str().unwrap();
-    let r = holder
-        .api
-        .get(&format!("/routing/v1/providers/{blob_cid}"));
+    let r = holder.api.get(&format!("/routing/v1/providers/{blob_cid}"));
     assert_eq!(r.json()["Providers"][0]["ID"], holder_id.as_str());
     let r = router.api.get(&format!("/routing/v1/peers/{holder_id}"));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["Peers"][0]["ID"], holder_id.as_str());
     // Unknown content: an empty list; bad input: 400.
-    let r = router.api.get(
-        "/routing/v1/providers/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+    let r = router
+        .api
+        .get("/routing/v1/providers/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy");
+    assert_eq!(
+        (r.status, r.json()["Providers"].clone()),
+        (200, serde_json::json!([]))
     );
-    assert_eq!((r.status, r.json()["Providers"].clone()), (200, serde_json::json!([])));
-    assert_eq!(router.api.get("/routing/v1/providers/not-a-cid").status, 400);
+    assert_eq!(
+        router.api.get("/routing/v1/providers/not-a-cid").status,
+        400
+    );
     assert_eq!(router.api.get("/routing/v1/peers/nobody").status, 400);
 
     // Consumed: a disco with no bootstrap peer and no DHT resolves the CID

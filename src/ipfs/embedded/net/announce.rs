@@ -116,7 +116,12 @@ impl Announcer {
 
     async fn dht_peers(&self) -> Vec<DhtPeer> {
         let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Command::DhtPeers { reply: tx }).await.is_err() {
+        if self
+            .cmds
+            .send(Command::DhtPeers { reply: tx })
+            .await
+            .is_err()
+        {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -150,8 +155,10 @@ impl Announcer {
         }
         // Which peer gets which records.
         let mut plan: HashMap<PeerId, Vec<Vec<u8>>> = HashMap::new();
-        let pkeys: Vec<(PeerId, KBucketKey<PeerId>)> =
-            peers.iter().map(|(p, _)| (*p, KBucketKey::from(*p))).collect();
+        let pkeys: Vec<(PeerId, KBucketKey<PeerId>)> = peers
+            .iter()
+            .map(|(p, _)| (*p, KBucketKey::from(*p)))
+            .collect();
         let mut run_keys = 0usize;
         for k in &keys {
             let to_all = full || added.contains(k);
@@ -229,7 +236,12 @@ impl Announcer {
 
     async fn own_addresses(&self) -> Vec<Multiaddr> {
         let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Command::Addresses { reply: tx }).await.is_err() {
+        if self
+            .cmds
+            .send(Command::Addresses { reply: tx })
+            .await
+            .is_err()
+        {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -389,7 +401,6 @@ pub fn encode_add_provider(out: &mut Vec<u8>, key: &[u8], local: &PeerId, addrs:
     out.extend_from_slice(&msg);
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,7 +410,12 @@ mod tests {
         let local = PeerId::random();
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
         let mut out = Vec::new();
-        encode_add_provider(&mut out, b"\x12\x20key", &local, std::slice::from_ref(&addr));
+        encode_add_provider(
+            &mut out,
+            b"\x12\x20key",
+            &local,
+            std::slice::from_ref(&addr),
+        );
         let mut buf: &[u8] = &out;
         let len = crate::ipfs::unixfs::dagpb::get_varint(&mut buf).unwrap() as usize;
         assert_eq!(len, buf.len());

@@ -398,7 +398,11 @@ impl Network {
     /// Adds `cids` to what the node provides (keyed by multihash, as Kubo)
     /// and announces them to their closest peers; with `wait`, returns
     /// when the records were sent (else at once).
-    pub async fn announce_many(&self, cids: &[Cid], wait: bool) -> std::result::Result<(), NetError> {
+    pub async fn announce_many(
+        &self,
+        cids: &[Cid],
+        wait: bool,
+    ) -> std::result::Result<(), NetError> {
         let keys = cids.iter().map(|c| c.hash().to_bytes()).collect();
         let (tx, rx) = oneshot::channel();
         self.inner

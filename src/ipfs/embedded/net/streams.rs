@@ -47,10 +47,7 @@ pub struct Route {
 
 /// Creates a route for `protocols` and the receiver of its streams
 /// (`capacity` waiting streams, plus one per connection).
-pub fn route(
-    protocols: Vec<StreamProtocol>,
-    capacity: usize,
-) -> (Route, mpsc::Receiver<Incoming>) {
+pub fn route(protocols: Vec<StreamProtocol>, capacity: usize) -> (Route, mpsc::Receiver<Incoming>) {
     let (sink, rx) = mpsc::channel(capacity);
     (Route { protocols, sink }, rx)
 }
@@ -107,7 +104,12 @@ impl NetworkBehaviour for InboundStreams {
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}
 
-    fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, e: THandlerOutEvent<Self>) {
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        e: THandlerOutEvent<Self>,
+    ) {
         match e {}
     }
 
@@ -195,7 +197,11 @@ impl ConnectionHandler for Handler {
             ..
         }) = event
         {
-            let Some(i) = self.routes.iter().position(|r| r.protocols.contains(&protocol)) else {
+            let Some(i) = self
+                .routes
+                .iter()
+                .position(|r| r.protocols.contains(&protocol))
+            else {
                 return;
             };
             if self.queue.len() >= PER_CONNECTION {

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::NetError;
 use super::announce::{self, DhtPeer};
 use super::behaviour::{Behaviour, BehaviourEvent};
-use super::bootstrap::{Bootstrap, BootstrapStatus};
 use super::bitswap::{NetRequest, PeerSet};
+use super::bootstrap::{Bootstrap, BootstrapStatus};
 use super::metrics::NetMetrics;
 
 /// Requests to the swarm task.
@@ -341,8 +341,10 @@ impl SwarmTask {
                 let rkey = RecordKey::new(&key);
                 let now = std::time::Instant::now();
                 let mut sent = HashSet::new();
-                let local: Vec<kad::ProviderRecord> =
-                    kad::store::RecordStore::providers(self.swarm.behaviour_mut().kad.store_mut(), &rkey);
+                let local: Vec<kad::ProviderRecord> = kad::store::RecordStore::providers(
+                    self.swarm.behaviour_mut().kad.store_mut(),
+                    &rkey,
+                );
                 for rec in local.into_iter().filter(|r| !r.is_expired(now)) {
                     let addrs = if rec.addresses.is_empty() {
                         self.known_addresses(&rec.provider)
@@ -525,7 +527,11 @@ impl SwarmTask {
         if addrs.is_empty() {
             return false;
         }
-        tracing::info!(?peer, ?addrs, "local port in use; dialing again from an ephemeral port");
+        tracing::info!(
+            ?peer,
+            ?addrs,
+            "local port in use; dialing again from an ephemeral port"
+        );
         let opts = match peer {
             Some(p) => DialOpts::peer_id(p)
                 .addresses(addrs)
@@ -656,7 +662,9 @@ impl SwarmTask {
                     QueryResult::Bootstrap(Err(e)) => {
                         tracing::debug!(error = %e, "DHT bootstrap failed");
                     }
-                    QueryResult::Bootstrap(Ok(kad::BootstrapOk { num_remaining: 0, .. })) => {
+                    QueryResult::Bootstrap(Ok(kad::BootstrapOk {
+                        num_remaining: 0, ..
+                    })) => {
                         self.bootstrap.refreshes += 1;
                         self.bootstrap.last_refresh = Some(std::time::SystemTime::now());
                         tracing::debug!("DHT refreshed");
