@@ -304,6 +304,9 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     let registry = Arc::new(registry);
     if let Some(net) = storage.ipfs.as_ref().and_then(|b| b.network.as_ref()) {
         metrics.register_values(net.metrics().values());
+        if let (Some(d), Some(cfg)) = (&disco, ipfs_config(config)) {
+            d.start_announcing(cfg.embedded.net.reprovide_interval);
+        }
     }
     if let Some(a) = &auth {
         a.attach(registry.clone());
@@ -346,6 +349,9 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
     }
     if let Some(node) = built.storage.ipfs.as_ref().and_then(|b| b.embedded.clone()) {
         router = router.merge(crate::disco::http::gc_routes(node));
+    }
+    if let Some(net) = built.storage.ipfs.as_ref().and_then(|b| b.network.clone()) {
+        router = router.merge(crate::disco::routing::routes(net));
     }
     if let Some(auth) = &built.auth {
         router = router.layer(axum::middleware::from_fn_with_state(

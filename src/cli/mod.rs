@@ -218,7 +218,40 @@ pub async fn peers(config: &Config, url: Option<&str>, json: bool) -> CliResult 
         let addr = p.get("addr").and_then(Value::as_str).unwrap_or_default();
         out.push_str(&format!("{addr}/p2p/{peer}\n"));
     }
+    let node = format!("{base}/disco/v1/node");
+    let req = client(url.is_none())?
+        .get(&node)
+        .timeout(Duration::from_secs(30));
+    if let Ok(Answer::Reply(status, body)) = request(req, &node).await
+        && status.is_success()
+        && let Ok(v) = serde_json::from_str::<Value>(&body)
+        && let Some(b) = v.get("bootstrap")
+    {
+        out.push_str(&format_bootstrap(b));
+    }
     Ok(out)
+}
+
+/// The bootstrap state as a comment line after the peers.
+fn format_bootstrap(b: &Value) -> String {
+    let n = |k: &str| b.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut line = format!(
+        "# bootstrap: {} ({}/{} bootstrap peers connected, {} peers, routing table {}, {} dial rounds, {} DHT refreshes)",
+        b.get("state").and_then(Value::as_str).unwrap_or("?"),
+        n("connected"),
+        n("configured"),
+        n("peers"),
+        n("routingTable"),
+        n("attempts"),
+        n("refreshes"),
+    );
+    if let Some(ms) = b.get("nextRetryMs").and_then(Value::as_u64) {
+        line.push_str(&format!("; next retry in {:.1} s", ms as f64 / 1000.0));
+    }
+    if let Some(e) = b.get("lastError").and_then(Value::as_str) {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    line + "\n"
 }
 
 fn format_gc(v: &Value, json: bool) -> String {

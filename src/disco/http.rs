@@ -5,7 +5,10 @@
 //!   for an image published or cloned here; 404 `MANIFEST_UNKNOWN` (OCI
 //!   error JSON) otherwise.
 //! - `GET /disco/v1/node` → `{"peerId","addresses":[...],"agent"}`: the
-//!   IPFS node's identity, for peering other nodes with it.
+//!   IPFS node's identity, for peering other nodes with it; with the
+//!   embedded node also `"bootstrap"`: `{"state","configured","connected",
+//!   "peers","routingTable","attempts","nextRetryMs","lastError",
+//!   "refreshes","lastRefresh"}`.
 //! - `GET /disco/v1/peers` → `[{"peer","addr"},...]`: the peers the
 //!   embedded node is connected to (`[]` when it is offline); `UNSUPPORTED`
 //!   with a Kubo backend (ask Kubo: `ipfs swarm peers`).
@@ -144,7 +147,13 @@ async fn image(State(disco): State<Disco>, Path(digest): Path<String>) -> Respon
 
 async fn node(State(disco): State<Disco>) -> Response {
     match disco.node().await {
-        Ok(id) => json_response(identity_json(&id)),
+        Ok(id) => {
+            let mut v = identity_json(&id);
+            if let Some(net) = &disco.inner.network {
+                v["bootstrap"] = serde_json::to_value(net.bootstrap_status()).unwrap_or_default();
+            }
+            json_response(v)
+        }
         Err(e) => ApiError(RegistryError::new(
             ErrorCode::Unavailable,
             format!("the IPFS node cannot be reached: {e}"),

@@ -17,7 +17,10 @@
 //!   `disco.clonetimeout`.
 //! - Names ([`names`]): CIDv1 and digest-hex repositories are pull-only.
 //! - HTTP ([`http`]): `GET /disco/v1/images/<digest>`, `GET /disco/v1/node`.
+//! - Announcing ([`announce`]): what is stored, at start and periodically.
+//! - Delegated routing ([`routing`]): `GET /routing/v1/providers|peers`.
 
+pub mod announce;
 pub mod clone;
 pub mod error;
 pub mod http;
@@ -27,6 +30,7 @@ pub mod links;
 pub mod metrics;
 pub mod names;
 pub mod publish;
+pub mod routing;
 pub mod tree;
 
 use std::collections::{HashMap, VecDeque};

@@ -30,6 +30,10 @@ pub struct NodeOpts {
     pub disco: String,
     /// The `storage:` section body instead of the embedded node.
     pub storage: Option<String>,
+    /// Loopback address the swarm listens on (default `127.0.0.1`).
+    pub ip: Option<String>,
+    /// Extra keys of `storage.ipfs.embedded` (one `key: value` a line).
+    pub embedded: Vec<String>,
 }
 
 /// A disco process with an embedded IPFS node, its data under a temp dir
@@ -50,7 +54,11 @@ fn storage_yaml(dir: &Path, o: &NodeOpts) -> String {
     if let Some(s) = &o.storage {
         return s.clone();
     }
-    let listen = format!("/ip4/127.0.0.1/tcp/{}", o.port.unwrap_or(0));
+    let listen = format!(
+        "/ip4/{}/tcp/{}",
+        o.ip.as_deref().unwrap_or("127.0.0.1"),
+        o.port.unwrap_or(0)
+    );
     let mut s = format!(
         "  ipfs:\n    spooldirectory: {spool}\n    embedded:\n      path: {path}\n      listen: [{listen}]\n      mdns: false\n",
         spool = dir.join("spool").display(),
@@ -64,6 +72,9 @@ fn storage_yaml(dir: &Path, o: &NodeOpts) -> String {
         // Peers meet on an open network unless a test gives a key.
         None if !o.private => s.push_str("      private: false\n"),
         None => {}
+    }
+    for line in &o.embedded {
+        s.push_str(&format!("      {line}\n"));
     }
     s.push_str("  delete:\n    enabled: true\n");
     s

@@ -32,6 +32,7 @@ mod kubo_router;
 mod net;
 mod net_helia;
 mod net_kubo;
+mod net_site;
 mod net_support;
 mod s3;
 mod s3_auth;

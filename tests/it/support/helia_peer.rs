@@ -110,6 +110,50 @@ impl HeliaPeer {
     }
 }
 
+impl HeliaPeer {
+    /// Fetches and pins the whole DAG under `cid` (over bitswap); the
+    /// number of blocks, or the error text.
+    pub fn pin(&mut self, cid: &str) -> Result<u64, String> {
+        let r = self.call(json!({"cmd": "pin", "cid": cid}));
+        match r["ok"].as_bool() {
+            Some(true) => Ok(r["blocks"].as_u64().unwrap_or(0)),
+            _ => Err(r["error"].to_string()),
+        }
+    }
+
+    /// Peer ids Helia has a connection to.
+    pub fn peers(&mut self) -> Vec<String> {
+        self.call(json!({"cmd": "peers"}))["peers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs Helia's delegated routing client (`tests/js/helia/routing_client.mjs`)
+/// against `url`: `what` is `providers` (arg a CID) or `peers` (arg a peer
+/// id); returns the records it yielded (`{id, addrs, protocols}`).
+pub fn routing_client(url: &str, what: &str, arg: &str) -> Vec<Value> {
+    let out = Command::new(node22())
+        .arg(helia_dir().join("routing_client.mjs"))
+        .args([url, what, arg])
+        .current_dir(helia_dir())
+        .output()
+        .expect("run routing_client.mjs");
+    assert!(
+        out.status.success(),
+        "routing_client.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad output {:?}: {e}", String::from_utf8_lossy(&out.stdout)));
+    v[what].as_array().cloned().unwrap_or_default()
+}
+
 impl Drop for HeliaPeer {
     fn drop(&mut self) {
         let _ = self.child.kill();

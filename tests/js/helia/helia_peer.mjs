@@ -6,6 +6,8 @@
 //   {"cmd":"add","path"} -> {"cid"}   (Kubo's `add --cid-version=1` layout)
 //   {"cmd":"connect","addr"} -> {"ok"}
 //   {"cmd":"download","cid","dest"} -> {"ok","error"?}
+//   {"cmd":"pin","cid"} -> {"ok","blocks"}  (fetches the whole DAG)
+//   {"cmd":"peers"} -> {"peers":[peer id,...]}
 //   {"cmd":"quit"}
 import { createReadStream, createWriteStream } from 'node:fs'
 import { once } from 'node:events'
@@ -61,6 +63,12 @@ for await (const line of rl) {
       out.end()
       await once(out, 'finish')
       reply({ ok: true })
+    } else if (req.cmd === 'pin') {
+      let blocks = 0
+      for await (const _ of helia.pins.add(CID.parse(req.cid), { signal: AbortSignal.timeout(120000) })) blocks++
+      reply({ ok: true, blocks })
+    } else if (req.cmd === 'peers') {
+      reply({ peers: helia.libp2p.getConnections().map(c => c.remotePeer.toString()) })
     } else if (req.cmd === 'quit') {
       await helia.stop()
       reply({ ok: true })

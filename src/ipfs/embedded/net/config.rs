@@ -62,13 +62,16 @@ pub struct NetConfig {
     /// Most simultaneous connections (inbound plus outbound). Default `512`.
     #[serde(rename = "maxconnections")]
     pub max_connections: u32,
-    /// How often provider records of announced content are republished to
-    /// the DHT (Go duration, e.g. `12h`). Default `12h`.
+    /// How often everything stored is announced again to the DHT (Go
+    /// duration, e.g. `12h`; `0` = only at start, on push and on clone).
+    /// At most `24h`, half the 48 h lifetime of provider records. Default
+    /// `12h`.
     #[serde(deserialize_with = "crate::config::duration")]
     #[serde(rename = "reprovideinterval")]
     pub reprovide_interval: Duration,
-    /// How long a connection with no open stream stays up (Go duration).
-    /// Default `10m`.
+    /// How long a connection with no open stream stays up (Go duration;
+    /// bitswap closes its streams after 30 s without traffic). Default
+    /// `10m`.
     #[serde(deserialize_with = "crate::config::duration")]
     #[serde(rename = "idletimeout")]
     pub idle_timeout: Duration,
@@ -76,6 +79,10 @@ pub struct NetConfig {
     /// Default `128`.
     #[serde(rename = "wantwindow")]
     pub want_window: usize,
+    /// IPFS HTTP Routing V1 endpoints (e.g. another disco,
+    /// `http://10.0.0.1:1970`) asked for providers besides the DHT.
+    /// Default `[]`.
+    pub routers: Vec<String>,
 }
 
 impl Default for NetConfig {
@@ -94,6 +101,7 @@ impl Default for NetConfig {
             reprovide_interval: Duration::from_secs(12 * 3600),
             idle_timeout: Duration::from_secs(600),
             want_window: 128,
+            routers: Vec::new(),
         }
     }
 }

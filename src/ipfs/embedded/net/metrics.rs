@@ -51,6 +51,22 @@ pub struct NetMetrics {
     pub dht_queries: Counter,
     /// Peers banned for sending bad data.
     pub peers_banned: Counter,
+    /// Inbound streams dropped (a connection queued more than it may).
+    pub streams_dropped: Counter,
+    /// Bitswap messages given up after every retry on new streams.
+    pub sends_failed: Counter,
+    /// Bitswap writes retried on a new stream.
+    pub send_retries: Counter,
+    /// Provider records sent to peers (or published by DHT query).
+    pub records_announced: Counter,
+    /// Keys announced by the last complete announce run (gauge).
+    pub announce_last_keys: Counter,
+    /// Duration of the last complete announce run, in milliseconds (gauge).
+    pub announce_last_ms: Counter,
+    /// Announce runs completed.
+    pub announce_runs: Counter,
+    /// Bootstrap dials made (first ones and retries).
+    pub bootstrap_dials: Counter,
 }
 
 /// Name, help, kind and reader of one exported value.
@@ -66,7 +82,7 @@ impl NetMetrics {
     pub fn values(self: &std::sync::Arc<Self>) -> crate::metrics::ValueSet {
         use crate::metrics::{ValueKind::*, ValueSet};
         let m = self.clone();
-        let entries: [Entry; 10] = [
+        let entries: [Entry; 18] = [
             ("ipfs_peers", "Connected IPFS peers", Gauge, |m| {
                 m.peers.get()
             }),
@@ -117,6 +133,54 @@ impl NetMetrics {
                 "Peers banned for sending bad data",
                 Counter,
                 |m| m.peers_banned.get(),
+            ),
+            (
+                "ipfs_streams_dropped",
+                "Inbound streams dropped",
+                Counter,
+                |m| m.streams_dropped.get(),
+            ),
+            (
+                "ipfs_bitswap_sends_failed",
+                "Bitswap messages given up after retries on new streams",
+                Counter,
+                |m| m.sends_failed.get(),
+            ),
+            (
+                "ipfs_bitswap_send_retries",
+                "Bitswap writes retried on a new stream",
+                Counter,
+                |m| m.send_retries.get(),
+            ),
+            (
+                "ipfs_records_announced",
+                "Provider records announced",
+                Counter,
+                |m| m.records_announced.get(),
+            ),
+            (
+                "ipfs_announce_last_keys",
+                "Keys announced by the last complete announce run",
+                Gauge,
+                |m| m.announce_last_keys.get(),
+            ),
+            (
+                "ipfs_announce_last_duration_ms",
+                "Duration of the last complete announce run (ms)",
+                Gauge,
+                |m| m.announce_last_ms.get(),
+            ),
+            (
+                "ipfs_announce_runs",
+                "Announce runs completed",
+                Counter,
+                |m| m.announce_runs.get(),
+            ),
+            (
+                "ipfs_bootstrap_dials",
+                "Bootstrap dials made (first ones and retries)",
+                Counter,
+                |m| m.bootstrap_dials.get(),
             ),
         ];
         entries

@@ -7,11 +7,16 @@
 //! Fetched blocks are verified against their CID and written to the
 //! [`BlockStore`] before `fetch` returns them.
 
+pub mod announce;
 pub mod behaviour;
 pub mod bitswap;
+pub mod bootstrap;
 pub mod config;
 pub mod dag;
 pub mod metrics;
+pub mod ping;
+pub mod routers;
+pub mod streams;
 pub mod swarm;
 pub mod swarmkey;
 pub mod transport;
@@ -27,14 +32,13 @@ use cid::Cid;
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, kad, mdns, ping,
-};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, kad, mdns};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use self::bitswap::Bitswap;
+pub use self::bootstrap::BootstrapStatus;
 pub use self::config::NetConfig;
 pub use self::metrics::NetMetrics;
 use self::swarm::{Command, SwarmTask};
@@ -84,6 +88,13 @@ impl From<NetError> for IpfsError {
 
 /// Capacity of the command channel to the swarm task.
 const COMMANDS: usize = 256;
+/// How long provider records we hold for other peers live (Kubo's 48 h).
+/// Our own records are re-announced every `reprovideinterval`, at most
+/// half of this.
+pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+/// Inbound streams waiting to be read, per protocol family (plus one per
+/// connection).
+const INBOUND_QUEUE: usize = 256;
 
 /// The running network half of the embedded node. Cloning shares it; the
 /// tasks stop when the last clone is dropped.
@@ -100,6 +111,8 @@ struct Inner {
     listen: Arc<RwLock<Vec<Multiaddr>>>,
     announce: Vec<Multiaddr>,
     metrics: Arc<NetMetrics>,
+    status: Arc<RwLock<BootstrapStatus>>,
+    announcer: mpsc::Sender<announce::Request>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -132,6 +145,19 @@ impl Network {
             Some(path) => Some(swarmkey::read_swarm_key(path)?),
             None => None,
         };
+        if config.reprovide_interval > PROVIDER_RECORD_TTL / 2 {
+            return Err(NetError::Config(format!(
+                "reprovideinterval {:?} is longer than 24h, half the {}h lifetime of provider records: \
+                 records would expire before they are announced again",
+                config.reprovide_interval,
+                PROVIDER_RECORD_TTL.as_secs() / 3600
+            )));
+        }
+        let routers = if config.routers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(routers::Routers::new(&config.routers, peer_id)?))
+        };
         let listen = parse_addrs(&config.listen, "listen")?;
         let announce = parse_addrs(&config.announce, "announce")?;
         let bootstrap = parse_addrs(&config.bootstrap_peers(), "bootstrap")?;
@@ -144,13 +170,11 @@ impl Network {
         // (identify) or were configured enter the routing table, not every
         // peer that merely sent us a query.
         kcfg.set_kbucket_inserts(kad::BucketInserts::Manual);
-        let interval = config.reprovide_interval;
-        if interval.is_zero() {
-            kcfg.set_provider_publication_interval(None);
-        } else {
-            kcfg.set_provider_publication_interval(Some(interval));
-            kcfg.set_provider_record_ttl(Some((interval * 2).max(Duration::from_secs(48 * 3600))));
-        }
+        // Our records are announced by [`announce`], not by the DHT's
+        // per-key republication.
+        kcfg.set_provider_publication_interval(None);
+        kcfg.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
+        kcfg.set_periodic_bootstrap_interval(Some(bootstrap::REFRESH));
         let kstore = MemoryStore::with_config(
             peer_id,
             MemoryStoreConfig {
@@ -190,10 +214,21 @@ impl Network {
             .with_max_pending_outgoing(Some(128));
         let stream = libp2p_stream::Behaviour::new();
         let control = stream.new_control();
+        let metrics = Arc::new(NetMetrics::default());
+        let versions = [
+            bitswap::message::Version::V120,
+            bitswap::message::Version::V110,
+            bitswap::message::Version::V100,
+        ];
+        let (bitswap_route, bitswap_in) = streams::route(
+            versions.into_iter().map(bitswap::protocol).collect(),
+            INBOUND_QUEUE,
+        );
+        let (ping_route, ping_in) = streams::route(vec![ping::PROTOCOL], INBOUND_QUEUE);
         let behaviour = behaviour::Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify,
-            ping: ping::Behaviour::default(),
+            inbound: streams::InboundStreams::new(vec![bitswap_route, ping_route], metrics.clone()),
             kad,
             mdns: Toggle::from(mdns),
             stream,
@@ -209,8 +244,9 @@ impl Network {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (net_tx, net_rx) = mpsc::channel(COMMANDS);
         let (peers_tx, peers_rx) = watch::channel(Arc::new(HashMap::new()));
-        let metrics = Arc::new(NetMetrics::default());
         let listen_addrs = Arc::new(RwLock::new(Vec::new()));
+        let status = Arc::new(RwLock::new(BootstrapStatus::default()));
+        let (announce_tx, announce_rx) = mpsc::channel(COMMANDS);
         let mut task = SwarmTask {
             swarm,
             cmds: cmd_rx,
@@ -223,6 +259,16 @@ impl Network {
             searches: HashMap::new(),
             provides: HashMap::new(),
             connected: HashMap::new(),
+            bootstrap: bootstrap::Bootstrap::new(bootstrap),
+            status: status.clone(),
+            dht_peers: HashMap::new(),
+            announcer: Some(announce_tx.clone()),
+            announce_addrs: announce.clone(),
+            new_port_dials: HashSet::new(),
+            provider_lookups: HashMap::new(),
+            peer_lookups: HashMap::new(),
+            routers,
+            self_cmds: Some(cmd_tx.clone()),
         };
 
         let mut listeners = HashSet::new();
@@ -242,25 +288,34 @@ impl Network {
         for a in &announce {
             task.swarm.add_external_address(a.clone());
         }
-        for addr in bootstrap.iter().cloned() {
-            let (tx, _rx) = oneshot::channel();
-            task.dial(addr, tx);
-        }
-        if !bootstrap.is_empty() {
-            let _ = task.swarm.behaviour_mut().kad.bootstrap();
-        }
+        // Bootstrap dials happen at once; while the node has no peer they
+        // are retried with backoff (see [`bootstrap`]).
+        task.dial_bootstrap();
+        task.bootstrap.schedule();
 
         let mut tasks = JoinSet::new();
         let bitswap = Bitswap::spawn(
             config.want_window,
             store,
-            control,
+            control.clone(),
+            bitswap_in,
             metrics.clone(),
             peers_rx.clone(),
             net_tx,
             &mut tasks,
-        )
-        .map_err(|_| NetError::Config("bitswap protocol registered twice".into()))?;
+        );
+        tasks.spawn(ping::serve(ping_in));
+        let announcer = announce::Announcer {
+            keys: Default::default(),
+            sent_to: HashSet::new(),
+            public: config.public,
+            local: peer_id,
+            cmds: cmd_tx.clone(),
+            control,
+            metrics: metrics.clone(),
+            protocol: KAD_PROTOCOL,
+        };
+        tasks.spawn(announcer.run(announce_rx));
         tasks.spawn(task.run());
         Ok(Network {
             inner: Arc::new(Inner {
@@ -271,6 +326,8 @@ impl Network {
                 listen: listen_addrs,
                 announce,
                 metrics,
+                status,
+                announcer: announce_tx,
                 tasks: Mutex::new(tasks),
             }),
         })
@@ -338,22 +395,83 @@ impl Network {
         rx.await.map_err(|_| NetError::Stopped)?
     }
 
-    /// Records that we provide `cid` (keyed by its multihash, as Kubo) and
-    /// publishes it to the DHT; with `wait`, returns when the publication
-    /// query finished (else as soon as the local record exists). The record
-    /// is republished every `reprovide_interval`.
-    pub async fn announce(&self, cid: &Cid, wait: bool) -> std::result::Result<(), NetError> {
+    /// Adds `cids` to what the node provides (keyed by multihash, as Kubo)
+    /// and announces them to their closest peers; with `wait`, returns
+    /// when the records were sent (else at once).
+    pub async fn announce_many(
+        &self,
+        cids: &[Cid],
+        wait: bool,
+    ) -> std::result::Result<(), NetError> {
+        let keys = cids.iter().map(|c| c.hash().to_bytes()).collect();
         let (tx, rx) = oneshot::channel();
         self.inner
+            .announcer
+            .send(announce::Request::Add(keys, wait.then_some(tx)))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        if wait {
+            rx.await.map_err(|_| NetError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Announces one CID (see [`Network::announce_many`]).
+    pub async fn announce(&self, cid: &Cid, wait: bool) -> std::result::Result<(), NetError> {
+        self.announce_many(std::slice::from_ref(cid), wait).await
+    }
+
+    /// Replaces the whole set of provided CIDs (what the store holds) and
+    /// announces all of it (at start and every `reprovideinterval`).
+    pub async fn announce_all(&self, cids: &[Cid]) -> std::result::Result<(), NetError> {
+        let keys = cids.iter().map(|c| c.hash().to_bytes()).collect();
+        self.inner
+            .announcer
+            .send(announce::Request::Replace(keys))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Providers of `cid`: this node's DHT records first, then those a DHT
+    /// lookup finds, each with the addresses known for it; the receiver
+    /// ends when the lookup does.
+    pub async fn find_providers(
+        &self,
+        cid: &Cid,
+        capacity: usize,
+    ) -> std::result::Result<mpsc::Receiver<announce::DhtPeer>, NetError> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        self.inner
             .cmds
-            .send(Command::Provide {
+            .send(Command::FindProviders {
                 key: cid.hash().to_bytes(),
-                wait,
-                reply: tx,
+                found: tx,
             })
             .await
             .map_err(|_| NetError::Stopped)?;
-        rx.await.map_err(|_| NetError::Stopped)?
+        Ok(rx)
+    }
+
+    /// Addresses of `peer` (known, else looked up in the DHT; empty if
+    /// not found).
+    pub async fn find_peer(&self, peer: PeerId) -> std::result::Result<Vec<Multiaddr>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .send(Command::FindPeer { peer, reply: tx })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Whether this node's store holds the block `cid`.
+    pub async fn has_block(&self, cid: &Cid) -> bool {
+        self.inner.bitswap.has(cid).await
+    }
+
+    /// Bootstrap and DHT state (`/disco/v1/node`, `disco peers`).
+    pub fn bootstrap_status(&self) -> BootstrapStatus {
+        self.inner.status.read().clone()
     }
 
     /// Stops all tasks now (also done when the last clone is dropped).

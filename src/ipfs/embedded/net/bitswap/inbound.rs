@@ -1,4 +1,4 @@
-//! Inbound bitswap streams: accepted for every supported version, read
+//! Inbound bitswap streams (delivered by [`crate::ipfs::embedded::net::streams`]), read
 //! message by message; each block's CID is recomputed from its bytes here
 //! (in parallel across streams) before the manager sees it.
 
@@ -12,47 +12,33 @@ use libp2p::{PeerId, Stream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::Event;
 use super::frame::read_frame;
-use super::message::{Message, Version};
-use super::{Event, protocol};
+use super::message::Message;
+use crate::ipfs::embedded::net::streams::Incoming;
 
 /// Most inbound streams read at once (all peers together).
 const MAX_INBOUND_STREAMS: usize = 1024;
 
-/// Registers the bitswap protocols and spawns their accept loops.
-pub(crate) fn spawn_accept(
-    control: &mut libp2p_stream::Control,
+/// Reads the bitswap streams arriving on `incoming` (every version), at
+/// most [`MAX_INBOUND_STREAMS`] at once: more wait for a free slot (they
+/// queue on their connections), none is dropped.
+pub(crate) async fn accept_loop(
+    mut incoming: futures::channel::mpsc::Receiver<Incoming>,
     events: mpsc::Sender<Event>,
-    tasks: &mut JoinSet<()>,
-) -> Result<(), libp2p_stream::AlreadyRegistered> {
-    let limit = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
-    for v in [Version::V120, Version::V110, Version::V100] {
-        let incoming = control.accept(protocol(v))?;
-        tasks.spawn(accept_loop(incoming, events.clone(), limit.clone()));
-    }
-    Ok(())
-}
-
-async fn accept_loop(
-    mut incoming: libp2p_stream::IncomingStreams,
-    events: mpsc::Sender<Event>,
-    limit: Arc<Semaphore>,
 ) {
+    let limit = Arc::new(Semaphore::new(MAX_INBOUND_STREAMS));
     let mut readers = JoinSet::new();
-    while let Some((peer, stream)) = incoming.next().await {
+    while let Some((peer, stream, _)) = incoming.next().await {
         while readers.try_join_next().is_some() {}
-        match limit.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let events = events.clone();
-                readers.spawn(async move {
-                    read_loop(peer, stream, events).await;
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                tracing::warn!(%peer, "bitswap: too many inbound streams, refusing one");
-            }
-        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let events = events.clone();
+        readers.spawn(async move {
+            read_loop(peer, stream, events).await;
+            drop(permit);
+        });
     }
 }
 

@@ -234,6 +234,46 @@ impl Manager {
         }
     }
 
+    /// Sending to a connected peer failed even on new streams: its
+    /// want-blocks go elsewhere, but the peer stays (it is asked again as
+    /// soon as it answers or a lookup names it).
+    pub fn peer_failed(&mut self, peer: &PeerId, now: Instant) {
+        let Some(info) = self.peers.get_mut(peer) else {
+            return;
+        };
+        info.inflight = 0;
+        let mut moved = Vec::new();
+        for (mh, w) in self.wants.iter_mut() {
+            w.asked.remove(peer);
+            if w.block_peer == Some(*peer) {
+                w.block_peer = None;
+                w.tried.insert(*peer);
+                moved.push(*mh);
+            }
+        }
+        for mh in moved {
+            self.dispatch(mh, now);
+        }
+    }
+
+    /// A DHT lookup named `peer` as a provider of `mh`: it is treated as a
+    /// holder (asked for the block even if it said no before or was
+    /// already connected and asked).
+    pub fn provider_found(&mut self, mh: &Mh, peer: PeerId, now: Instant) {
+        let Some(w) = self.wants.get_mut(mh) else {
+            return;
+        };
+        if !w.haves.contains(&peer) {
+            w.haves.push(peer);
+        }
+        w.dont_haves.remove(&peer);
+        w.tried.remove(&peer);
+        w.asked.remove(&peer);
+        if w.block_peer.is_none() {
+            self.dispatch(*mh, now);
+        }
+    }
+
     /// A peer that speaks no bitswap.
     pub fn mark_unsupported(&mut self, peer: &PeerId, now: Instant) {
         self.unsupported.insert(*peer);

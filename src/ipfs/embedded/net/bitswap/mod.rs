@@ -66,6 +66,8 @@ pub enum NetRequest {
         key: Vec<u8>,
         /// Completion signal.
         done: oneshot::Sender<()>,
+        /// Providers as they are found (connected ones included).
+        found: mpsc::Sender<PeerId>,
     },
     /// Close all connections to a misbehaving peer.
     Disconnect(PeerId),
@@ -90,12 +92,19 @@ pub(crate) enum Event {
         unsupported: bool,
     },
     SearchDone,
+    Providers {
+        mh: manager::Mh,
+        peers: Vec<PeerId>,
+    },
     Stored {
         cid: Cid,
         result: Result<Bytes, IpfsError>,
     },
 }
 
+/// Providers of one search passed on at once (more are dropped: the
+/// first ones are enough).
+const FOUND: usize = 64;
 /// Capacity of the manager's inbox.
 const INBOX: usize = 1024;
 /// Manager housekeeping period.
@@ -109,19 +118,21 @@ pub struct Bitswap {
 }
 
 impl Bitswap {
-    /// Registers the protocols on `control` and spawns the engine's tasks
-    /// into `tasks`.
+    /// Spawns the engine's tasks into `tasks`: outbound streams are opened
+    /// through `control`, inbound ones arrive on `incoming`.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         window: usize,
         store: Arc<dyn BlockStore>,
-        mut control: libp2p_stream::Control,
+        control: libp2p_stream::Control,
+        incoming: futures::channel::mpsc::Receiver<super::streams::Incoming>,
         metrics: Arc<NetMetrics>,
         peers: watch::Receiver<PeerSet>,
         net: mpsc::Sender<NetRequest>,
         tasks: &mut JoinSet<()>,
-    ) -> Result<Self, libp2p_stream::AlreadyRegistered> {
+    ) -> Self {
         let (tx, rx) = mpsc::channel(INBOX);
-        inbound::spawn_accept(&mut control, tx.clone(), tasks)?;
+        tasks.spawn(inbound::accept_loop(incoming, tx.clone()));
         let ctx = Arc::new(PeerCtx {
             store: store.clone(),
             control,
@@ -134,7 +145,12 @@ impl Bitswap {
         };
         let mgr = Manager::new(cfg, metrics);
         tasks.spawn(run(mgr, rx, tx.clone(), peers, ctx, net));
-        Ok(Bitswap { events: tx, store })
+        Bitswap { events: tx, store }
+    }
+
+    /// Whether the store holds `cid`.
+    pub async fn has(&self, cid: &Cid) -> bool {
+        self.store.has(cid).await.unwrap_or(false)
     }
 
     /// Fetches a block from peers (or the store), verified against `cid`
@@ -174,6 +190,8 @@ struct Runner {
     net: mpsc::Sender<NetRequest>,
     peer_tasks: JoinSet<()>,
     side_tasks: JoinSet<()>,
+    /// The connected peers last published by the swarm.
+    connected: PeerSet,
 }
 
 async fn run(
@@ -191,6 +209,7 @@ async fn run(
         net,
         peer_tasks: JoinSet::new(),
         side_tasks: JoinSet::new(),
+        connected: PeerSet::default(),
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -210,6 +229,10 @@ async fn run(
                 r.sync_peers(&set);
             }
             _ = tick.tick() => {
+                // A connected peer is never forgotten: one whose task ended
+                // is taken up again here.
+                let set = r.connected.clone();
+                r.sync_peers(&set);
                 r.mgr.tick(Instant::now());
                 while r.peer_tasks.try_join_next().is_some() {}
                 while r.side_tasks.try_join_next().is_some() {}
@@ -228,6 +251,7 @@ impl Runner {
     }
 
     fn sync_peers(&mut self, set: &PeerSet) {
+        self.connected = set.clone();
         let now = Instant::now();
         for p in self.mgr.peer_ids() {
             if !set.contains_key(&p) {
@@ -288,10 +312,24 @@ impl Runner {
                 if unsupported {
                     self.mgr.mark_unsupported(&peer, now);
                 } else {
-                    self.mgr.remove_peer(&peer, now);
+                    self.mgr.peer_failed(&peer, now);
                 }
             }
             Event::SearchDone => self.mgr.search_done(),
+            Event::Providers { mh, peers } => {
+                for p in peers {
+                    if self.connected.contains_key(&p)
+                        && self.mgr.peer(&p).is_none()
+                        && !self.mgr.is_banned(&p, now)
+                    {
+                        // Known to hold it: worth asking even if it once
+                        // refused our streams.
+                        self.mgr.forget(&p);
+                        self.spawn_peer(p, now);
+                    }
+                    self.mgr.provider_found(&mh, p, now);
+                }
+            }
             Event::Stored { cid, result } => self.mgr.stored(&cid, result),
         }
     }
@@ -308,10 +346,12 @@ impl Runner {
                     });
                 }
                 Action::Search(mh) => {
-                    let (done, rx) = oneshot::channel();
+                    let (done, mut rx) = oneshot::channel();
+                    let (found, mut providers) = mpsc::channel(FOUND);
                     let req = NetRequest::FindProviders {
                         key: mh.to_bytes(),
                         done,
+                        found,
                     };
                     if self.net.try_send(req).is_err() {
                         self.mgr.search_done();
@@ -319,7 +359,24 @@ impl Runner {
                     }
                     let events = self.events.clone();
                     self.side_tasks.spawn(async move {
-                        let _ = rx.await;
+                        loop {
+                            tokio::select! {
+                                Some(p) = providers.recv() => {
+                                    let ev = Event::Providers { mh, peers: vec![p] };
+                                    if events.send(ev).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                _ = &mut rx => break,
+                            }
+                        }
+                        let mut peers = Vec::new();
+                        while let Ok(p) = providers.try_recv() {
+                            peers.push(p);
+                        }
+                        if !peers.is_empty() {
+                            let _ = events.send(Event::Providers { mh, peers }).await;
+                        }
                         let _ = events.send(Event::SearchDone).await;
                     });
                 }

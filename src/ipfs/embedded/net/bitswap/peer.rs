@@ -32,6 +32,12 @@ const TARGET_MESSAGE: usize = 2 << 20;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time allowed to write one message.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries to write one message (each on a new stream after the first).
+const SEND_ATTEMPTS: u32 = 5;
+/// Wait before the second try; doubled for each further one.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Our stream is closed after this long with nothing to send.
+const STREAM_IDLE: Duration = Duration::from_secs(30);
 
 /// What the peer task shares with the manager and the stream readers.
 pub(crate) struct PeerShared {
@@ -131,7 +137,12 @@ pub(crate) struct PeerCtx {
     pub events: mpsc::Sender<Event>,
 }
 
-/// Runs until the peer is closed or its stream fails.
+/// Runs until the peer is closed (it disconnected, or it speaks no
+/// bitswap). A message that cannot be written is retried on new streams
+/// ([`SEND_ATTEMPTS`], with backoff); when every attempt fails the manager
+/// moves our wants elsewhere, but the task goes on with the next message.
+/// Our stream is closed after [`STREAM_IDLE`] without anything to send,
+/// so a connection nobody uses can idle out.
 pub(crate) async fn run(shared: Arc<PeerShared>, ctx: Arc<PeerCtx>) {
     let mut stream: Option<(Stream, Version)> = None;
     loop {
@@ -140,7 +151,12 @@ pub(crate) async fn run(shared: Arc<PeerShared>, ctx: Arc<PeerCtx>) {
         }
         let (mut wants, reqs) = shared.take_work();
         if wants.is_empty() && reqs.is_empty() {
-            shared.notify.notified().await;
+            let wait = shared.notify.notified();
+            if tokio::time::timeout(STREAM_IDLE, wait).await.is_err()
+                && let Some((mut s, _)) = stream.take()
+            {
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, s.close()).await;
+            }
             continue;
         }
         // Wants first (they are small and unblock the peer's sending).
@@ -156,20 +172,29 @@ pub(crate) async fn run(shared: Arc<PeerShared>, ctx: Arc<PeerCtx>) {
         for msg in messages {
             let blocks = msg.blocks.len() as u64;
             let bytes: u64 = msg.blocks.iter().map(|b| b.data.len() as u64).sum();
-            if let Err(e) = send(&shared, &ctx, &mut stream, &msg).await {
-                tracing::debug!(peer = %shared.peer, error = %e, "bitswap: cannot send to peer");
-                let unsupported = matches!(e, SendError::Unsupported);
-                let _ = ctx
-                    .events
-                    .send(Event::PeerFailed {
-                        peer: shared.peer,
-                        unsupported,
-                    })
-                    .await;
-                return;
+            match send(&shared, &ctx, &mut stream, &msg).await {
+                Ok(()) => {
+                    ctx.metrics.blocks_sent.add(blocks);
+                    ctx.metrics.bytes_sent.add(bytes);
+                }
+                Err(e) => {
+                    let unsupported = matches!(e, SendError::Unsupported);
+                    if !unsupported {
+                        ctx.metrics.sends_failed.inc();
+                        tracing::warn!(peer = %shared.peer, error = %e, "bitswap: cannot send to peer");
+                    }
+                    let _ = ctx
+                        .events
+                        .send(Event::PeerFailed {
+                            peer: shared.peer,
+                            unsupported,
+                        })
+                        .await;
+                    if unsupported {
+                        return;
+                    }
+                }
             }
-            ctx.metrics.blocks_sent.add(blocks);
-            ctx.metrics.bytes_sent.add(bytes);
         }
     }
     if let Some((mut s, _)) = stream {
@@ -208,17 +233,34 @@ async fn open(shared: &PeerShared, ctx: &PeerCtx) -> Result<(Stream, Version), S
     Err(SendError::Unsupported)
 }
 
-/// Writes `msg`, opening the stream if needed and reopening it once if the
-/// old one was closed by the peer.
+/// Writes `msg`, opening the stream if needed; a failed write or open is
+/// retried on a new stream, up to [`SEND_ATTEMPTS`] times with backoff,
+/// while the peer is connected.
 async fn send(
     shared: &PeerShared,
     ctx: &PeerCtx,
     stream: &mut Option<(Stream, Version)>,
     msg: &Message,
 ) -> Result<(), SendError> {
-    for attempt in 0..2 {
+    let mut last = String::new();
+    for attempt in 0..SEND_ATTEMPTS {
+        if attempt > 0 {
+            if shared.is_closed() {
+                break;
+            }
+            ctx.metrics.send_retries.inc();
+            tokio::time::sleep(RETRY_BACKOFF * (1 << (attempt - 1).min(4))).await;
+        }
         if stream.is_none() {
-            *stream = Some(open(shared, ctx).await?);
+            match open(shared, ctx).await {
+                Ok(s) => *stream = Some(s),
+                Err(SendError::Unsupported) => return Err(SendError::Unsupported),
+                Err(e) => {
+                    tracing::debug!(peer = %shared.peer, error = %e, attempt, "bitswap: cannot open stream");
+                    last = e.to_string();
+                    continue;
+                }
+            }
         }
         let Some((s, v)) = stream.as_mut() else {
             continue;
@@ -226,15 +268,17 @@ async fn send(
         let bytes = msg.encode(*v);
         match tokio::time::timeout(WRITE_TIMEOUT, write_frame(s, &bytes)).await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) if attempt == 0 => {
-                tracing::debug!(peer = %shared.peer, error = %e, "bitswap: stream failed, reopening");
-                *stream = None;
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %shared.peer, error = %e, attempt, "bitswap: stream failed, reopening");
+                last = e.to_string();
             }
-            Ok(Err(e)) => return Err(SendError::Io(e.to_string())),
-            Err(_) => return Err(SendError::Io("timed out writing".into())),
+            Err(_) => last = "timed out writing".into(),
         }
+        *stream = None;
     }
-    Err(SendError::Io("stream failed twice".into()))
+    Err(SendError::Io(format!(
+        "{SEND_ATTEMPTS} attempts failed, last: {last}"
+    )))
 }
 
 /// Answers requests from the store, in messages below the size limits.
