@@ -13,6 +13,8 @@
 //! | manifest and blob `DELETE` | `delete` |
 //! | `GET /disco/v1/images/<digest>` | `pull` on the digest repository |
 //! | other `/disco/v1/...` (node, peers, gc) | `registry:admin:*` |
+//! | `GET /routing/v1/providers/<cid>` | `repository:<cid>:pull` |
+//! | `GET /routing/v1/peers/<id>` | a signed-in caller |
 //!
 //! A cross-repository mount from a repository the caller may not pull is
 //! turned into a plain upload (the spec allows a registry to decline a
@@ -68,6 +70,15 @@ fn needs(method: &Method, uri: &Uri) -> Needs {
         mount_from: None,
         anonymous_mount: false,
     };
+    if let Some(rest) = path.strip_prefix("/routing/v1/") {
+        // Who provides a CID is information about that content: the same
+        // right as pulling it under its CID name. Peer addresses are no
+        // content: any signed-in caller.
+        if let Some(cid) = rest.strip_prefix("providers/") {
+            n.access = vec![Access::repository(cid, "pull")];
+        }
+        return n;
+    }
     if let Some(rest) = path.strip_prefix("/disco/v1/") {
         n.access = match rest.strip_prefix("images/") {
             Some(d) => {
@@ -270,6 +281,11 @@ mod tests {
         assert_eq!(of(Method::POST, "/disco/v1/gc"), ["registry:admin:*"]);
         assert_eq!(of(Method::GET, "/disco/v1/peers"), ["registry:admin:*"]);
         assert_eq!(of(Method::GET, "/disco/v1/node"), ["registry:admin:*"]);
+        assert_eq!(
+            of(Method::GET, "/routing/v1/providers/bafkqaaa"),
+            ["repository:bafkqaaa:pull"]
+        );
+        assert!(of(Method::GET, "/routing/v1/peers/12D3KooW").is_empty());
         assert_eq!(
             of(Method::GET, "/disco/v1/images/sha256:abcd"),
             ["repository:abcd:pull"]

@@ -180,3 +180,70 @@ fn access_control_refuses_an_open_network() {
         401
     );
 }
+
+/// Delegated routing with access control: who provides a CID is told only
+/// to a caller who may pull that CID; a site's discos use a routing
+/// account given in the router URL, and clone through it.
+#[test]
+fn routing_answers_only_who_may_pull() {
+    use crate::support::oci_api::Api;
+    let work = tempfile::tempdir().unwrap();
+    let img = multi_layer_image(&work.path().join("img"), 23);
+    let key = crate::disco_support::swarm_key(work.path(), 5);
+    let file = htpasswd_file(
+        work.path(),
+        &[("alice", "a-pw"), ("bob", "b-pw"), ("site", "site-pw")],
+    );
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: r\n    path: {}\n  access:\n    admins: [site]\n    rules:\n      - repositories: [\"team-a/**\"]\n        users: [alice]\n        actions: [pull, push]\n",
+        file.display()
+    );
+    use base64::Engine as _;
+    let basic = |u: &str, p: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    };
+    let holder = Node::start(NodeOpts {
+        swarmkey: Some(key.clone()),
+        top: auth.clone(),
+        authorization: Some(basic("site", "site-pw")),
+        ..NodeOpts::default()
+    });
+    let clients = Clients::new(&[holder.host()]);
+    let dest = format!("docker://{}/team-a/app:v1", holder.host());
+    clients.skopeo(&[
+        "copy",
+        "--dest-creds",
+        "alice:a-pw",
+        &img.reference(),
+        &dest,
+    ]);
+    let (cid, _) = holder.published(&img.root.digest);
+    let path = format!("/routing/v1/providers/{cid}");
+    let url = holder.reg.url();
+    assert_eq!(Api::new(&url).get(&path).status, 401);
+    let r = Api::basic(&url, "bob", "b-pw").get(&path);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = Api::basic(&url, "alice", "a-pw").get(&path);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let holder_id = peer_id(&holder);
+    assert_eq!(r.json()["Providers"][0]["ID"], holder_id.as_str());
+    let peers_path = format!("/routing/v1/peers/{holder_id}");
+    assert_eq!(Api::new(&url).get(&peers_path).status, 401);
+    assert_eq!(Api::basic(&url, "bob", "b-pw").get(&peers_path).status, 200);
+
+    // A site disco with no bootstrap peer resolves through the holder's
+    // routing endpoint with the site account, and clones.
+    let puller = Node::start(NodeOpts {
+        swarmkey: Some(key),
+        embedded: vec![format!(
+            "routers: [\"http://site:site-pw@{}\"]",
+            holder.host()
+        )],
+        ..NodeOpts::default()
+    });
+    let clients = Clients::new(&[puller.host()]);
+    crate::disco_cid::pull_and_compare(&clients, &puller.host(), &cid, &img, "routed");
+}

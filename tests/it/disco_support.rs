@@ -34,6 +34,10 @@ pub struct NodeOpts {
     pub ip: Option<String>,
     /// Extra keys of `storage.ipfs.embedded` (one `key: value` a line).
     pub embedded: Vec<String>,
+    /// Extra top-level YAML (e.g. an `auth:` section).
+    pub top: String,
+    /// `Authorization` the node's API client sends (with `auth`).
+    pub authorization: Option<String>,
 }
 
 /// A disco process with an embedded IPFS node, its data under a temp dir
@@ -47,6 +51,7 @@ pub struct Node {
     pub debug: Api,
     /// The data directory.
     pub dir: PathBuf,
+    authorization: Option<String>,
     _temp: TempDir,
 }
 
@@ -89,9 +94,10 @@ impl Node {
             .expect("temp dir");
         let dir = temp.path().to_path_buf();
         let extra = format!(
-            "disco:\n  clonetimeout: {}\n{}",
+            "disco:\n  clonetimeout: {}\n{}{}",
             o.clonetimeout.as_deref().unwrap_or("60s"),
-            o.disco
+            o.disco,
+            o.top
         );
         let reg = Registry::start_in(
             &dir,
@@ -102,13 +108,17 @@ impl Node {
                 kind: Kind::Disco,
             },
         );
-        let api = Api::new(&reg.url());
+        let api = match &o.authorization {
+            Some(a) => Api::authorized(&reg.url(), a),
+            None => Api::new(&reg.url()),
+        };
         let debug = Api::new(&format!("http://{}", reg.debug_addr));
         Node {
             reg,
             api,
             debug,
             dir,
+            authorization: o.authorization.clone(),
             _temp: temp,
         }
     }
@@ -129,7 +139,10 @@ impl Node {
     /// connections to the old process are gone).
     pub fn restart(&mut self) {
         self.reg.restart();
-        self.api = Api::new(&self.reg.url());
+        self.api = match &self.authorization {
+            Some(a) => Api::authorized(&self.reg.url(), a),
+            None => Api::new(&self.reg.url()),
+        };
         self.debug = Api::new(&format!("http://{}", self.reg.debug_addr));
     }
 

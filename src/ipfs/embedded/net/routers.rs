@@ -28,9 +28,34 @@ const MAX_BODY: usize = 1 << 20;
 
 /// The configured routers.
 pub struct Routers {
-    urls: Vec<String>,
+    /// Base URL and the Basic `Authorization` value of its userinfo.
+    urls: Vec<Router>,
     http: reqwest::Client,
     local: PeerId,
+}
+
+/// A router's base URL and the Basic `Authorization` of its userinfo.
+type Router = (String, Option<String>);
+
+/// `%XX`-decodes URL userinfo.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One provider from an answer: its id and addresses.
@@ -49,7 +74,21 @@ impl Routers {
                     "routers: {u:?}: only http and https URLs"
                 )));
             }
-            out.push(u.trim_end_matches('/').to_string());
+            // Credentials for a router with access control ride in the
+            // URL's userinfo; they are sent as Basic auth, never logged.
+            let auth = (!parsed.username().is_empty()).then(|| {
+                use base64::Engine as _;
+                let user = percent_decode(parsed.username());
+                let pass = percent_decode(parsed.password().unwrap_or(""));
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+                )
+            });
+            let mut bare = parsed.clone();
+            let _ = bare.set_username("");
+            let _ = bare.set_password(None);
+            out.push((bare.as_str().trim_end_matches('/').to_string(), auth));
         }
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
@@ -80,12 +119,12 @@ impl Routers {
                 let this = this.clone();
                 let cmds = cmds.clone();
                 let found = found.clone();
-                let url = u.clone();
+                let router = u.clone();
                 async move {
-                    let list = match this.providers(&url, &cid).await {
+                    let list = match this.providers(&router, &cid).await {
                         Ok(l) => l,
                         Err(e) => {
-                            tracing::debug!(router = %url, %cid, error = %e, "delegated routing failed");
+                            tracing::debug!(router = %router.0, %cid, error = %e, "delegated routing failed");
                             return;
                         }
                     };
@@ -94,7 +133,7 @@ impl Routers {
                             continue;
                         }
                         if addrs.is_empty() {
-                            addrs = this.peer(&url, &peer).await.unwrap_or_default();
+                            addrs = this.peer(&router, &peer).await.unwrap_or_default();
                         }
                         if dial(&cmds, peer, &addrs).await {
                             let _ = found.try_send(peer);
@@ -107,17 +146,17 @@ impl Routers {
     }
 
     /// `GET <url>/routing/v1/providers/<cid>`.
-    pub async fn providers(&self, url: &str, cid: &cid::Cid) -> Result<Vec<Found>, String> {
+    async fn providers(&self, router: &Router, cid: &cid::Cid) -> Result<Vec<Found>, String> {
         let v1 = crate::ipfs::cid_v1_string(cid);
-        let u = format!("{url}/routing/v1/providers/{v1}");
-        let body = self.get(&u).await?;
+        let u = format!("{}/routing/v1/providers/{v1}", router.0);
+        let body = self.get(&u, router.1.as_deref()).await?;
         Ok(parse_records(&body, "Providers"))
     }
 
     /// `GET <url>/routing/v1/peers/<id>`: the peer's addresses.
-    pub async fn peer(&self, url: &str, peer: &PeerId) -> Result<Vec<Multiaddr>, String> {
-        let u = format!("{url}/routing/v1/peers/{peer}");
-        let body = self.get(&u).await?;
+    async fn peer(&self, router: &Router, peer: &PeerId) -> Result<Vec<Multiaddr>, String> {
+        let u = format!("{}/routing/v1/peers/{peer}", router.0);
+        let body = self.get(&u, router.1.as_deref()).await?;
         Ok(parse_records(&body, "Peers")
             .into_iter()
             .filter(|(p, _)| p == peer)
@@ -125,10 +164,12 @@ impl Routers {
             .collect())
     }
 
-    async fn get(&self, url: &str) -> Result<String, String> {
-        let resp = self
-            .http
-            .get(url)
+    async fn get(&self, url: &str, authorization: Option<&str>) -> Result<String, String> {
+        let mut req = self.http.get(url);
+        if let Some(a) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let resp = req
             .header(
                 reqwest::header::ACCEPT,
                 "application/x-ndjson, application/json;q=0.8",
@@ -226,6 +267,27 @@ pub fn parse_records(body: &str, field: &str) -> Vec<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_becomes_basic_auth() {
+        let r = Routers::new(
+            &[
+                "http://site%2Dbot:p%40ss@127.0.0.1:1970/".into(),
+                "https://r.example/prefix".into(),
+            ],
+            PeerId::random(),
+        )
+        .unwrap();
+        assert_eq!(r.urls[0].0, "http://127.0.0.1:1970");
+        use base64::Engine as _;
+        let want = base64::engine::general_purpose::STANDARD.encode("site-bot:p@ss");
+        assert_eq!(
+            r.urls[0].1.as_deref(),
+            Some(format!("Basic {want}").as_str())
+        );
+        assert_eq!(r.urls[1], ("https://r.example/prefix".into(), None));
+        assert!(Routers::new(&["ftp://x".into()], PeerId::random()).is_err());
+    }
 
     #[test]
     fn parses_json_and_ndjson_answers() {
