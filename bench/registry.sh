@@ -24,10 +24,14 @@
 # embedded IPFS node), fscache / s3cache (embedded node with a filesystem or
 # S3 (moto) cache serving pulls), s3redirect (S3 cache, blob GETs redirected
 # to presigned URLs; curl and skopeo follow them).
+# disco-auth / embedded-auth: disco / embedded with htpasswd access control
+# (every client sends credentials): their ratio to the same backend without
+# auth is printed too.
 # Adding a backend: write
 # `backend_<name>_bin` (prints the command line that serves a config file)
 # and `backend_<name>_storage <dir>` (prints the YAML body of `storage:`),
-# then pass it in -b.
+# optionally `backend_<name>_extra <dir>` (top-level YAML) and
+# `backend_<name>_creds` (user:password every client sends), then pass it in -b.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,7 +52,7 @@ while getopts "n:b:d:p:h" opt; do
 done
 
 [ "$(id -u)" = 0 ] || { echo "bench/registry.sh: run as root (skopeo runs in a private mount namespace)" >&2; exit 1; }
-for t in skopeo curl wrk jq unshare docker-registry; do
+for t in skopeo curl wrk jq unshare docker-registry htpasswd; do
     command -v "$t" >/dev/null || { echo "bench/registry.sh: $t missing: run sudo scripts/setup-test-deps" >&2; exit 1; }
 done
 
@@ -118,6 +122,25 @@ backend_s3redirect_storage() {
     s3_cache_yaml
 }
 
+# Access control: htpasswd (bcrypt, as `htpasswd -B` writes it) and the
+# credentials every client sends.
+bench_creds=bench:bench-password
+htpasswd_yaml() {
+    htpasswd -B -b -c "$1/htpasswd" bench bench-password 2>/dev/null
+    printf 'auth:\n  htpasswd:\n    realm: bench\n    path: %s/htpasswd\n' "$1"
+}
+backend_disco-auth_bin() { backend_disco_bin; }
+backend_disco-auth_storage() { backend_disco_storage "$1"; }
+backend_disco-auth_extra() { htpasswd_yaml "$1"; }
+backend_disco-auth_creds() { echo "$bench_creds"; }
+backend_embedded-auth_bin() { backend_embedded_bin; }
+backend_embedded-auth_storage() { backend_embedded_storage "$1"; }
+backend_embedded-auth_extra() { htpasswd_yaml "$1"; }
+backend_embedded-auth_creds() { echo "$bench_creds"; }
+
+# creds_of NAME: the backend's user:password, or nothing.
+creds_of() { if declare -F "backend_$1_creds" >/dev/null; then "backend_$1_creds"; fi; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 venv=$repo_root/tests/py/.venv
@@ -139,6 +162,11 @@ start_backend() {
     rm -rf "$dir"; mkdir -p "$dir"
     ADDR=127.0.0.1:$(free_port)
     local debug=127.0.0.1:$(free_port)
+    local extra=""
+    if declare -F "backend_${name}_extra" >/dev/null; then extra=$("backend_${name}_extra" "$dir"); fi
+    CREDS=$(creds_of "$name")
+    CURL_AUTH=()
+    [ -n "$CREDS" ] && CURL_AUTH=(-u "$CREDS")
     cat > "$dir/config.yml" <<EOF
 version: 0.1
 log:
@@ -154,13 +182,14 @@ http:
   secret: disco-bench-secret
   debug:
     addr: $debug
+$extra
 EOF
     # shellcheck disable=SC2046
     $(backend_"$name"_bin) "$dir/config.yml" >"$dir/log" 2>&1 &
     PID=$!
     pids+=("$PID")
     for _ in $(seq 1 600); do
-        if curl -fs -o /dev/null "http://$ADDR/v2/"; then return 0; fi
+        if curl -fs "${CURL_AUTH[@]+"${CURL_AUTH[@]}"}" -o /dev/null "http://$ADDR/v2/"; then return 0; fi
         kill -0 "$PID" 2>/dev/null || { log "$name exited:"; cat "$dir/log" >&2; exit 1; }
         sleep 0.05
     done
@@ -194,11 +223,11 @@ mibps() { awk -v bytes="$1" -v secs="$2" 'BEGIN { printf "%.1f", bytes / 1048576
 # upload_blob ADDR REPO FILE DIGEST -> prints seconds of the PUT
 upload_blob() {
     local addr=$1 repo=$2 file=$3 digest=$4 loc t0 t1 code
-    loc=$(curl -fs -o /dev/null -D - -X POST "http://$addr/v2/$repo/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
+    loc=$(curl -fs "${CURL_AUTH[@]+"${CURL_AUTH[@]}"}" -o /dev/null -D - -X POST "http://$addr/v2/$repo/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
     case $loc in http*) ;; *) loc="http://$addr$loc" ;; esac
     case $loc in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
     t0=$(now)
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$file" "$loc")
+    code=$(curl -s "${CURL_AUTH[@]+"${CURL_AUTH[@]}"}" -o /dev/null -w '%{http_code}' -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$file" "$loc")
     t1=$(now)
     [ "$code" = 201 ] || { log "blob PUT answered $code"; exit 1; }
     elapsed "$t0" "$t1"
@@ -224,14 +253,19 @@ for run in $(seq 1 "$runs"); do
         start_backend "$b" "$work/$b"
         addr=$ADDR
 
+        dest_creds=() src_creds=() wrk_auth=()
+        if [ -n "$CREDS" ]; then
+            dest_creds=(--dest-creds "$CREDS") src_creds=(--src-creds "$CREDS")
+            wrk_auth=(-H "Authorization: Basic $(printf %s "$CREDS" | base64 -w0)")
+        fi
         t0=$(now)
-        skopeo_fresh copy -q --preserve-digests --dest-tls-verify=false "oci:$work/large:latest" "docker://$addr/bench/large:v1" >/dev/null
+        skopeo_fresh copy -q --preserve-digests --dest-tls-verify=false "${dest_creds[@]+"${dest_creds[@]}"}" "oci:$work/large:latest" "docker://$addr/bench/large:v1" >/dev/null
         t1=$(now)
         record "$b" "$run" push "$(mibps "$image_bytes" "$(elapsed "$t0" "$t1")")"
 
         rm -rf "$work/pulled"
         t0=$(now)
-        skopeo_fresh copy -q --preserve-digests --src-tls-verify=false "docker://$addr/bench/large:v1" "oci:$work/pulled:latest" >/dev/null
+        skopeo_fresh copy -q --preserve-digests --src-tls-verify=false "${src_creds[@]+"${src_creds[@]}"}" "docker://$addr/bench/large:v1" "oci:$work/pulled:latest" >/dev/null
         t1=$(now)
         record "$b" "$run" pull "$(mibps "$image_bytes" "$(elapsed "$t0" "$t1")")"
         rm -rf "$work/pulled"
@@ -242,13 +276,13 @@ for run in $(seq 1 "$runs"); do
         # Timed GET to /dev/null (sha256sum would be the bottleneck), then an
         # untimed GET whose bytes are checked.
         t0=$(now)
-        curl -fsL -o /dev/null "http://$addr/v2/bench/blob/blobs/$blob_digest"
+        curl -fsL "${CURL_AUTH[@]+"${CURL_AUTH[@]}"}" -o /dev/null "http://$addr/v2/bench/blob/blobs/$blob_digest"
         t1=$(now)
         record "$b" "$run" blob-get "$(mibps "$blob_bytes" "$(elapsed "$t0" "$t1")")"
-        got=$(curl -fsL "http://$addr/v2/bench/blob/blobs/$blob_digest" | sha256sum | cut -d' ' -f1)
+        got=$(curl -fsL "${CURL_AUTH[@]+"${CURL_AUTH[@]}"}" "http://$addr/v2/bench/blob/blobs/$blob_digest" | sha256sum | cut -d' ' -f1)
         [ "sha256:$got" = "$blob_digest" ] || { log "blob GET returned wrong bytes"; exit 1; }
 
-        rps=$(wrk -t1 -c32 -d"${wrk_secs}s" \
+        rps=$(wrk -t1 -c32 -d"${wrk_secs}s" "${wrk_auth[@]+"${wrk_auth[@]}"}" \
             -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
             "http://$addr/v2/bench/large/manifests/v1" | awk '/^Requests\/sec:/ {print $2}')
         record "$b" "$run" manifest "$rps"
@@ -288,6 +322,18 @@ median() { # backend metric
         for b in $backends; do
             [ "$b" = distribution ] && continue
             line="$line\t$(awk -v x="$(median "$b" "$m")" -v y="$base" 'BEGIN { if (y+0 == 0 || x == "-") print "-"; else printf "%.2fx", x / y }')"
+        done
+        printf '%b\n' "$line"
+    done
+    # Access control's cost: each *-auth backend against the same backend
+    # without auth, in the same run.
+    for b in $backends; do
+        case $b in *-auth) ;; *) continue ;; esac
+        plain=${b%-auth}
+        case " $backends " in *" $plain "*) ;; *) continue ;; esac
+        line="$b/$plain"
+        for m in push pull blob-put blob-get manifest rss; do
+            line="$line\t$m $(awk -v x="$(median "$b" "$m")" -v y="$(median "$plain" "$m")" 'BEGIN { if (y+0 == 0 || x == "-") print "-"; else printf "%.3fx", x / y }')"
         done
         printf '%b\n' "$line"
     done

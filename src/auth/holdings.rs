@@ -50,8 +50,10 @@ impl Holdings {
         }
     }
 
-    async fn repositories(&self) -> Arc<Vec<String>> {
-        if let Some((at, list)) = self.repos.lock().as_ref()
+    /// The repository list, reused for [`LIST_TTL`] unless `fresh`.
+    async fn repositories(&self, fresh: bool) -> Arc<Vec<String>> {
+        if !fresh
+            && let Some((at, list)) = self.repos.lock().as_ref()
             && at.elapsed() < LIST_TTL
         {
             return list.clone();
@@ -62,13 +64,24 @@ impl Holdings {
     }
 
     /// True if a named (not content-addressed) repository that `readable`
-    /// accepts holds manifest `digest`.
+    /// accepts holds manifest `digest`. A negative answer from a reused
+    /// repository list is checked again on a fresh one (the image may have
+    /// just been pushed).
     pub async fn held_in_readable(
         &self,
         digest: &Digest,
         readable: &(dyn Fn(&str) -> bool + Sync),
     ) -> bool {
-        for repo in self.repositories().await.iter() {
+        self.held_in(digest, readable, false).await || self.held_in(digest, readable, true).await
+    }
+
+    async fn held_in(
+        &self,
+        digest: &Digest,
+        readable: &(dyn Fn(&str) -> bool + Sync),
+        fresh: bool,
+    ) -> bool {
+        for repo in self.repositories(fresh).await.iter() {
             let Ok(name) = RepoName::parse(repo) else {
                 continue;
             };
@@ -93,7 +106,7 @@ impl Holdings {
         readable: &(dyn Fn(&str) -> bool + Sync),
     ) -> HashSet<Digest> {
         let mut out = HashSet::new();
-        for repo in self.repositories().await.iter() {
+        for repo in self.repositories(true).await.iter() {
             let Ok(name) = RepoName::parse(repo) else {
                 continue;
             };

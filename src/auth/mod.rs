@@ -39,8 +39,10 @@ use crate::config::AuthConfig;
 use crate::disco::names::{NameKind, classify};
 use crate::registry::{Registry, RepoName};
 
-/// How long a decision about a content-addressed name is reused.
+/// How long a decision allowing a content-addressed name is reused.
 const DERIVED_TTL: Duration = Duration::from_secs(10);
+/// How long a refusal is reused (short: a push may open the name).
+const DERIVED_DENIED_TTL: Duration = Duration::from_secs(1);
 /// Most remembered decisions; cleared when full.
 const DERIVED_ENTRIES: usize = 4096;
 /// Longest `Authorization` header accepted.
@@ -307,7 +309,8 @@ impl Auth {
         if cache.len() >= DERIVED_ENTRIES {
             cache.clear();
         }
-        cache.insert(key, (Instant::now() + DERIVED_TTL, ok));
+        let ttl = if ok { DERIVED_TTL } else { DERIVED_DENIED_TTL };
+        cache.insert(key, (Instant::now() + ttl, ok));
         ok
     }
 

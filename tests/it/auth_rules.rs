@@ -276,7 +276,7 @@ fn rules_follow_images_under_every_name() {
         Some(&Site::creds("alice")),
     )
     .ok();
-    // (decisions about a name are reused for up to 10 s)
+    // (a refusal is reused for 1 s)
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while alice.manifest(&b_hex, "latest").status != 200 {
         assert!(

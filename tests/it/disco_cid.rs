@@ -264,7 +264,7 @@ fn publish_then_clone_on_a_peer_with_skopeo_and_ctr() {
     assert_eq!(b.published(&idx.root.digest).1, info2);
 
     assert_eq!(b.metric("disco_clones_started_total"), 2);
-    assert_eq!(b.metric("disco_clones_succeeded_total"), 2);
+    b.wait_metric("disco_clones_succeeded_total", 2);
     assert_eq!(b.metric("disco_clones_failed_total"), 0);
     assert_eq!(
         b.metric("disco_clone_blobs_fetched_total"),
@@ -380,12 +380,7 @@ fn the_same_image_has_the_same_cid_on_every_node_and_backend() {
     clients.allow_insecure(&k2.host());
     pull_and_compare(&clients, &k2.host(), &cid, &img, "kubo-clone");
     assert_eq!(k2.published(&img.root.digest).1, answers[0].0);
-    assert_eq!(
-        k2.metric("disco_clones_succeeded_total"),
-        1,
-        "{}",
-        k2.log_tail()
-    );
+    k2.wait_metric("disco_clones_succeeded_total", 1);
 }
 
 #[test]
@@ -744,7 +739,7 @@ fn a_clone_serves_each_blob_as_soon_as_it_is_verified() {
     wait_installed(&b.host(), &root);
     assert_eq!(b.api.tags(&root), vec!["latest".to_string()]);
     assert_eq!(b.metric("disco_clones_started_total"), 1);
-    assert_eq!(b.metric("disco_clones_succeeded_total"), 1);
+    b.wait_metric("disco_clones_succeeded_total", 1);
     assert_eq!(b.metric("disco_clones_in_flight"), 0);
     drop(net);
 }

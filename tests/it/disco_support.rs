@@ -193,6 +193,25 @@ impl Node {
             .map_or(0, |v| v as u64)
     }
 
+    /// Waits (bounded) until a counter reaches `want`: a clone installs
+    /// its repository just before it counts itself.
+    #[track_caller]
+    pub fn wait_metric(&self, name: &str, want: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let got = self.metric(name);
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} = {got}, want {want}\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// The end of the log, for messages.
     pub fn log_tail(&self) -> String {
         tail(&self.reg.log()).to_string()
