@@ -129,9 +129,10 @@ fn site_of_32_survives_a_full_restart() {
         "4 pulls done {:.1} s after the restart",
         restarted.elapsed().as_secs_f64()
     );
-    assert!(nodes[1].metric("disco_ipfs_records_announced_total") > 0);
+    // The image's six roots (image CID, manifest, config, three layers)
+    // were announced; later runs may carry only what new peers lack.
+    assert!(nodes[1].metric("disco_ipfs_records_announced_total") >= 6);
     assert!(nodes[1].metric("disco_ipfs_announce_runs_total") > 0);
-    assert!(nodes[1].metric("disco_ipfs_announce_last_keys") >= 6);
     let watched: Vec<&Node> = [1, 2, 5, N / 2, N - 1].iter().map(|i| &nodes[*i]).collect();
     assert_nothing_lost(&watched);
 }

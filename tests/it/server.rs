@@ -37,7 +37,7 @@ fn config_check_reports_key_paths_and_unknown_keys() {
     let warn = dir.path().join("warn.yml");
     std::fs::write(
         &warn,
-        "http:\n  addr: 127.0.0.1:5000\n  adrr: typo\nauth:\n  htpasswd: {}\n",
+        "http:\n  addr: 127.0.0.1:5000\n  adrr: typo\nnotifications:\n  endpoints: []\n",
     )
     .unwrap();
     let out = disco()
@@ -48,7 +48,21 @@ fn config_check_reports_key_paths_and_unknown_keys() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("http.adrr"), "{text}");
-    assert!(text.contains("`auth` is not supported"), "{text}");
+    assert!(text.contains("`notifications` is not supported"), "{text}");
+    // An auth section that cannot be enforced is an error, not a warning.
+    let auth = dir.path().join("auth.yml");
+    std::fs::write(&auth, "auth:\n  htpasswd: {}\n").unwrap();
+    let out = disco()
+        .args(["config", "check"])
+        .arg(&auth)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("auth.htpasswd.path"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default-config.yaml");
     let out = disco().args(["config", "check", shipped]).output().unwrap();
