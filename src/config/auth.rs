@@ -53,6 +53,16 @@ pub fn auth_section<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AuthConfig
             );
             yaml_serde::Value::Mapping(map)
         }
+        Some(yaml_serde::Value::Mapping(mut map)) => {
+            // `htpasswd:` with every key commented out is a kind asked for
+            // without its parameters (refused by validation), not no auth.
+            for (_, v) in map.iter_mut() {
+                if v.is_null() {
+                    *v = yaml_serde::Value::Mapping(Default::default());
+                }
+            }
+            yaml_serde::Value::Mapping(map)
+        }
         Some(v) => v,
     };
     AuthConfig::deserialize(value)

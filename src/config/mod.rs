@@ -200,6 +200,12 @@ impl Config {
                 .into_iter()
                 .map(|k| format!("unknown configuration key `{k}` ignored")),
         );
+        if config.auth.as_ref().is_some_and(|a| !a.enabled()) {
+            warnings.push(
+                "the `auth` section configures no authentication (htpasswd or token): the registry is open"
+                    .into(),
+            );
+        }
         for k in config.unsupported.keys() {
             if UNSUPPORTED_SECTIONS.contains(&k.as_str()) {
                 warnings.push(format!(
@@ -479,6 +485,54 @@ health:
         for bad in ["5 parsecs", "5x", "s", "", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn auth_sections() {
+        // Distribution's environment form.
+        let env = vec![
+            ("REGISTRY_AUTH".to_string(), "htpasswd".to_string()),
+            ("REGISTRY_AUTH_HTPASSWD_PATH".to_string(), "/h".to_string()),
+            ("REGISTRY_AUTH_HTPASSWD_REALM".to_string(), "R".to_string()),
+        ];
+        let (c, _) = Config::parse("", "t", &env).unwrap();
+        let h = c.auth.unwrap().htpasswd.unwrap();
+        assert_eq!(h.path.unwrap(), PathBuf::from("/h"));
+        assert_eq!(h.realm.as_deref(), Some("R"));
+        // A kind whose keys are all commented out is refused, not ignored.
+        let err = Config::parse("auth:\n  htpasswd:\n", "c", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.htpasswd.path"), "{err}");
+        let err = Config::parse("auth: htpasswd\n", "c", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.htpasswd.path"), "{err}");
+        let err = Config::parse("auth:\n  silly: {realm: x}\n", "c", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("auth.silly") && err.contains("not supported"),
+            "{err}"
+        );
+        let (_, w) = Config::parse("auth: {}\n", "c", &[]).unwrap();
+        assert!(w.iter().any(|w| w.contains("registry is open")), "{w:?}");
+        let err = Config::parse(
+            "auth:\n  token: {realm: http://x, service: s, issuer: i}\n",
+            "c",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rootcertbundle"), "{err}");
+        let err = Config::parse(
+            "auth:\n  token: {realm: r, service: s, issuer: i, jwks: /j, signingalgorithms: [HS256]}\n",
+            "c",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("HS256"), "{err}");
     }
 
     #[test]
