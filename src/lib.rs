@@ -10,12 +10,23 @@
 //! - [`auth`]: access control (htpasswd, bearer tokens, per-repository
 //!   rules), applied by one layer in [`http::auth`].
 
+/// `disco --version`: the package version and the git commit it was built
+/// from (`unknown` outside a git checkout; see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DISCO_GIT_COMMIT"),
+    ")"
+);
+
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod disco;
+pub mod health;
 pub mod http;
 pub mod ipfs;
+pub mod listen;
 pub mod metrics;
 pub mod registry;
 pub mod server;

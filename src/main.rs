@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 /// disco: an OCI container registry whose storage is IPFS.
 #[derive(Parser)]
-#[command(name = "disco", version, about)]
+#[command(name = "disco", version = disco::VERSION, about)]
 struct Cli {
     /// Configuration file (default: $REGISTRY_CONFIGURATION_PATH, then
     /// ~/.disco/config.yaml if it exists, else built-in defaults).
@@ -275,10 +275,10 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     init_logging(&loaded.config);
     match &loaded.path {
         Some(p) => {
-            tracing::info!(config = %p.display(), version = env!("CARGO_PKG_VERSION"), "starting disco")
+            tracing::info!(config = %p.display(), version = disco::VERSION, "starting disco")
         }
         None => tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
+            version = disco::VERSION,
             "starting disco with built-in defaults"
         ),
     }

@@ -1,7 +1,6 @@
 //! Wires configuration, storage, registry and HTTP together and runs the
 //! servers until SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use futures::FutureExt;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, FilesystemConfig, parse_listen_addr};
+use crate::health::{Check, Health};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::{Options, Registry};
@@ -30,13 +30,9 @@ pub enum ServerError {
     /// A configuration value cannot be used.
     #[error("configuration: {0}")]
     Config(String),
-    /// Binding a listener failed.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Binding a listener failed (the message names the port and key).
+    #[error("{0}")]
+    Listen(String),
     /// The storage backend could not be initialised.
     #[error("storage: {0}")]
     Storage(String),
@@ -60,6 +56,8 @@ pub struct Built {
     pub disco: Option<crate::disco::Disco>,
     /// Access control (`auth`), when configured.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Background health checks (`/debug/health`).
+    pub health: crate::health::Health,
 }
 
 /// The storage a configuration names.
@@ -104,7 +102,11 @@ impl Storage {
 pub fn ipfs_config(config: &Config) -> Option<IpfsStorageConfig> {
     match (&config.storage.ipfs, config.storage.drivers().is_empty()) {
         (Some(c), _) => Some(c.clone()),
-        (None, true) => Some(IpfsStorageConfig::default()),
+        (None, true) => {
+            let mut c = IpfsStorageConfig::default();
+            c.embedded.net.pick_free_port = true;
+            Some(c)
+        }
         (None, false) => None,
     }
 }
@@ -159,6 +161,38 @@ async fn cache_driver(v: &yaml_serde::Value) -> Result<Driver, ServerError> {
     }
 }
 
+/// The upload spool of `ipfs` storage: `spooldirectory`, else under the
+/// data directory.
+fn spool_dir(cfg: &IpfsStorageConfig) -> std::path::PathBuf {
+    cfg.spooldirectory
+        .clone()
+        .unwrap_or_else(|| crate::config::data_dir().join("ipfs-spool"))
+}
+
+/// The health checks for a configuration's storage: the driver, every
+/// local directory written to, every Kubo node.
+fn health_checks(config: &Config, storage: &Storage) -> Result<Vec<Check>, ServerError> {
+    let mut checks = vec![Check::driver(storage.driver.clone())];
+    if let Some(fs) = &config.storage.filesystem {
+        checks.push(Check::disk(fs.rootdirectory.clone()));
+    }
+    let ipfs = ipfs_config(config).filter(|c| !c.cacheonly);
+    if let Some(node) = storage.ipfs.as_ref().and_then(|b| b.embedded.as_ref()) {
+        checks.push(Check::disk(node.path()));
+    }
+    if let Some(cfg) = &ipfs {
+        checks.push(Check::disk(spool_dir(cfg)));
+    }
+    if let Some(router) = ipfs.as_ref().and_then(|c| c.router.as_ref()) {
+        for n in &router.nodes {
+            let client = crate::ipfs::kubo::KuboClient::new(&n.url, router)
+                .map_err(|e| ServerError::Config(format!("storage.ipfs.router: {e}")))?;
+            checks.push(Check::kubo(n.url.clone(), Arc::new(client)));
+        }
+    }
+    Ok(checks)
+}
+
 /// Opens the storage named by the configuration.
 pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
     let s = &config.storage;
@@ -199,9 +233,7 @@ pub async fn build_storage(config: &Config) -> Result<Storage, ServerError> {
         });
     }
     let data_dir = crate::config::data_dir();
-    if cfg.spooldirectory.is_none() {
-        cfg.spooldirectory = Some(data_dir.join("ipfs-spool"));
-    }
+    cfg.spooldirectory = Some(spool_dir(&cfg));
     let backend = Arc::new(
         IpfsBackend::open(&cfg, &data_dir)
             .await
@@ -311,12 +343,17 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     if let Some(a) = &auth {
         a.attach(registry.clone());
     }
+    let health = Health::start(
+        health_checks(config, &storage)?,
+        &config.health.storagedriver,
+    );
     Ok(Built {
         registry,
         metrics,
         storage,
         disco,
         auth,
+        health,
     })
 }
 
@@ -374,13 +411,17 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
 
 /// The debug router: Prometheus metrics and health.
 pub fn debug_app(config: &Config, built: &Built) -> Router {
+    let health = built.health.clone();
     let mut router = Router::new().route(
         "/debug/health",
-        get(|| async {
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                "{\"status\":\"ok\"}",
-            )
+        get(move || {
+            let failing = health.failing();
+            let status = match failing.is_empty() {
+                true => StatusCode::OK,
+                false => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let body = serde_json::to_string(&failing).unwrap_or_else(|_| "{}".into());
+            async move { (status, [(header::CONTENT_TYPE, "application/json")], body) }
         }),
     );
     if config.http.debug.prometheus.enabled {
@@ -429,27 +470,31 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
-async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
-    let addr = parse_listen_addr(addr).map_err(ServerError::Config)?;
-    TcpListener::bind(addr)
+async fn bind(addr: &str, key: &str) -> Result<TcpListener, ServerError> {
+    let addr = parse_listen_addr(addr).map_err(|e| ServerError::Config(format!("{key}: {e}")))?;
+    crate::listen::bind_http(addr, key)
         .await
-        .map_err(|source| ServerError::Bind { addr, source })
+        .map_err(ServerError::Listen)
 }
 
 /// Runs the registry until a shutdown signal, then drains for up to
 /// `http.draintimeout`.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    // Ports first: a taken one stops disco before storage opens.
+    let listener = bind(&config.http.addr, "http.addr").await?;
+    let debug_listener = match &config.http.debug.addr {
+        Some(a) => Some(bind(a, "http.debug.addr").await?),
+        None => None,
+    };
     let built = build(&config).await?;
     let app = app(&config, &built)?;
     if let Some(auth) = &built.auth {
         crate::auth::reload::spawn(auth.clone());
     }
-    let listener = bind(&config.http.addr).await?;
     let local = listener.local_addr()?;
     let shutdown = shutdown_signal().shared();
 
-    if let Some(debug_addr) = &config.http.debug.addr {
-        let debug_listener = bind(debug_addr).await?;
+    if let Some(debug_listener) = debug_listener {
         tracing::info!(addr = %debug_listener.local_addr()?, "debug server listening");
         let debug = debug_app(&config, &built);
         let sd = shutdown.clone();

@@ -12,8 +12,10 @@
 mod auth;
 mod disco;
 mod duration;
+mod health;
 mod http;
 mod log;
+mod port;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -27,8 +29,10 @@ pub use auth::{
 };
 pub use disco::DiscoConfig;
 pub use duration::{duration, parse_duration};
+pub use health::{HealthConfig, StorageHealthConfig};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
 pub use log::{AccessLogConfig, LogConfig};
+pub use port::DISCO_PORT;
 pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnlyConfig, RedirectConfig,
     StorageConfig, UploadPurgingConfig,
@@ -76,19 +80,20 @@ pub struct Config {
     /// Access control. Default none: an open registry.
     #[serde(deserialize_with = "auth::auth_section")]
     pub auth: Option<AuthConfig>,
+    /// Background health checks behind `/debug/health`.
+    pub health: HealthConfig,
     /// Distribution sections disco accepts but does not implement (a
     /// warning is logged when present): `notifications`, `redis`,
-    /// `health`, `proxy`, `validation`, `compatibility`, `reporting`,
+    /// `proxy`, `validation`, `compatibility`, `reporting`,
     /// `middleware`, `loglevel`.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, yaml_serde::Value>,
 }
 
 /// Sections of Distribution's config that disco ignores with a warning.
-const UNSUPPORTED_SECTIONS: [&str; 9] = [
+const UNSUPPORTED_SECTIONS: [&str; 8] = [
     "notifications",
     "redis",
-    "health",
     "proxy",
     "validation",
     "compatibility",
@@ -172,9 +177,9 @@ impl Config {
         let mut warnings = Vec::new();
         // Parents before children: `REGISTRY_AUTH=htpasswd` then
         // `REGISTRY_AUTH_HTPASSWD_PATH=...` (Distribution's documented form).
-        let mut env: Vec<&(String, String)> = env.iter().collect();
-        env.sort();
-        for (k, v) in env {
+        let mut sorted: Vec<&(String, String)> = env.iter().collect();
+        sorted.sort();
+        for (k, v) in sorted {
             let Some(rest) = k.strip_prefix("REGISTRY_") else {
                 continue;
             };
@@ -186,15 +191,28 @@ impl Config {
                 yaml_serde::from_str(v).unwrap_or_else(|_| yaml_serde::Value::String(v.clone()));
             set_path(&mut value, &keys, scalar);
         }
+        let p2p_listen_configured = port::p2p_listen_configured(&value);
         let mut unknown = Vec::new();
         let mut on_unknown = |p: serde_ignored::Path| unknown.push(p.to_string());
         let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
-        let config: Config =
+        let mut config: Config =
             serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
                 source_name: source_name.to_string(),
                 key: e.path().to_string(),
                 message: e.inner().to_string(),
             })?;
+        if let Some(ipfs) = &mut config.storage.ipfs {
+            ipfs.embedded.net.pick_free_port = !p2p_listen_configured;
+        }
+        if let Some(w) = port::apply_disco_port(&mut config.http.addr, env).map_err(|message| {
+            ConfigError::Invalid {
+                source_name: "environment".into(),
+                key: port::DISCO_PORT.into(),
+                message,
+            }
+        })? {
+            warnings.push(w);
+        }
         warnings.extend(
             unknown
                 .into_iter()
@@ -393,8 +411,10 @@ health:
             c.http.headers["X-Content-Type-Options"],
             vec!["nosniff".to_string()]
         );
+        assert!(c.health.storagedriver.enabled);
+        assert_eq!(c.health.storagedriver.threshold, 3);
         assert!(
-            warnings.iter().any(|w| w.contains("health")),
+            !warnings.iter().any(|w| w.contains("health")),
             "{warnings:?}"
         );
     }

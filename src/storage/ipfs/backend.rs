@@ -40,6 +40,7 @@ fn network_config(net: &NetConfig, node_dir: &Path) -> Result<NetConfig, String>
         );
     }
     let mut out = net.clone();
+    out.listen = crate::listen::check_p2p_ports(&net.listen, net.pick_free_port)?;
     out.swarmkey = swarmkey::resolve(net.swarmkey.as_deref(), net.is_private(), node_dir)
         .map_err(|e| format!("storage.ipfs.embedded.swarmkey: {e}"))?;
     match (&out.swarmkey, net.public) {

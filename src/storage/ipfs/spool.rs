@@ -84,9 +84,19 @@ impl Spool {
         self.dir.join(format!("{}.path", self.stem(path)))
     }
 
-    /// Whether `path` is a spooled file.
+    /// Whether `path` is a spooled file. The index is a cache of the
+    /// directory: a path another process spooled (replicas sharing the
+    /// spool directory) is found by its `.path` file and indexed.
     pub fn contains(&self, path: &str) -> bool {
-        self.index.lock().contains_key(path)
+        if self.index.lock().contains_key(path) {
+            return true;
+        }
+        let on_disk = std::fs::metadata(self.sidecar(path)).is_ok()
+            && std::fs::metadata(self.data_file(path)).is_ok();
+        if on_disk {
+            self.index.lock().insert(path.to_string(), ());
+        }
+        on_disk
     }
 
     /// Spooled paths equal to `path` or below it.

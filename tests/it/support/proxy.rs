@@ -10,6 +10,11 @@
 //!
 //! Faults: [`Proxy::cut_response`] makes the proxy drop the connection after
 //! a number of response body bytes, for interrupted-download tests.
+//!
+//! Load balancing: [`Proxy::round_robin`] sends each request (not each
+//! connection) to the next of several upstreams, so consecutive requests of
+//! one client, e.g. the PATCHes and PUT of one upload, reach different
+//! replicas.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,7 +22,7 @@ use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -49,6 +54,8 @@ pub struct Exchange {
     pub status: u16,
     /// Response headers.
     pub resp_headers: HeaderMap,
+    /// The upstream that served it.
+    pub upstream: SocketAddr,
 }
 
 impl Exchange {
@@ -105,6 +112,7 @@ struct Record {
     req_body_bytes: Arc<AtomicU64>,
     status: u16,
     resp_headers: HeaderMap,
+    upstream: SocketAddr,
 }
 
 /// Drop the connection after `after_bytes` of a response body, for the next
@@ -121,10 +129,19 @@ pub struct Cut {
     pub times: usize,
 }
 
-#[derive(Default)]
 struct State {
     log: Mutex<Vec<Record>>,
     cuts: Mutex<VecDeque<Cut>>,
+    upstreams: Vec<SocketAddr>,
+    next: AtomicUsize,
+}
+
+impl State {
+    /// The upstream for the next request, in turn.
+    fn pick(&self) -> SocketAddr {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.upstreams[i % self.upstreams.len()]
+    }
 }
 
 /// A running proxy; stopped when dropped.
@@ -139,7 +156,19 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy forwarding to `upstream` (`127.0.0.1:port`).
     pub fn start(upstream: SocketAddr) -> Self {
-        let state = Arc::new(State::default());
+        Self::round_robin(vec![upstream])
+    }
+
+    /// Starts a load balancer sending each request to the next of
+    /// `upstreams` in turn.
+    pub fn round_robin(upstreams: Vec<SocketAddr>) -> Self {
+        assert!(!upstreams.is_empty(), "no upstream");
+        let state = Arc::new(State {
+            log: Mutex::default(),
+            cuts: Mutex::default(),
+            upstreams,
+            next: AtomicUsize::new(0),
+        });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let st = state.clone();
@@ -151,7 +180,7 @@ impl Proxy {
                     .enable_all()
                     .build()
                     .expect("proxy runtime");
-                rt.block_on(serve(upstream, st, addr_tx, rx));
+                rt.block_on(serve(st, addr_tx, rx));
                 rt.shutdown_background();
             })
             .expect("spawn proxy thread");
@@ -187,6 +216,7 @@ impl Proxy {
                 req_body_bytes: r.req_body_bytes.load(Ordering::Relaxed),
                 status: r.status,
                 resp_headers: r.resp_headers.clone(),
+                upstream: r.upstream,
             })
             .collect()
     }
@@ -228,7 +258,6 @@ impl Drop for Proxy {
 }
 
 async fn serve(
-    upstream: SocketAddr,
     state: Arc<State>,
     addr_tx: std::sync::mpsc::Sender<SocketAddr>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
@@ -247,9 +276,8 @@ async fn serve(
         let state = state.clone();
         let client = client.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                forward(req, upstream, state.clone(), client.clone())
-            });
+            let svc =
+                hyper::service::service_fn(move |req| forward(req, state.clone(), client.clone()));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -259,7 +287,6 @@ async fn serve(
 
 async fn forward(
     req: Request<Incoming>,
-    upstream: SocketAddr,
     state: Arc<State>,
     client: Client<HttpConnector, ReqBody>,
 ) -> Result<Response<RespBody>, Infallible> {
@@ -280,6 +307,7 @@ async fn forward(
         .boxed();
     let method = parts.method.clone();
     let req_headers = parts.headers.clone();
+    let upstream = state.pick();
     let idx = {
         let mut log = state.log.lock();
         log.push(Record {
@@ -289,6 +317,7 @@ async fn forward(
             req_body_bytes: counter,
             status: 0,
             resp_headers: HeaderMap::new(),
+            upstream,
         });
         log.len() - 1
     };

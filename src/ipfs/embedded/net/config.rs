@@ -83,6 +83,11 @@ pub struct NetConfig {
     /// `http://10.0.0.1:1970`) asked for providers besides the DHT.
     /// Default `[]`.
     pub routers: Vec<String>,
+    /// Set when `listen` was not configured (the built-in default): a taken
+    /// p2p port then moves the node to a free port instead of stopping
+    /// disco. Not a config key.
+    #[serde(skip)]
+    pub pick_free_port: bool,
 }
 
 impl Default for NetConfig {
@@ -102,6 +107,7 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(600),
             want_window: 128,
             routers: Vec::new(),
+            pick_free_port: false,
         }
     }
 }
