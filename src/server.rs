@@ -60,6 +60,8 @@ pub struct Built {
     pub disco: Option<crate::disco::Disco>,
     /// Access control (`auth`), when configured.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// The pull-through mirror (`proxy`), when configured.
+    pub mirror: Option<crate::mirror::Mirror>,
 }
 
 /// The storage a configuration names.
@@ -311,12 +313,26 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     if let Some(a) = &auth {
         a.attach(registry.clone());
     }
+    let network = storage.ipfs.as_ref().and_then(|b| b.network.clone());
+    if let (Some(d), Some(net)) = (&disco, &network) {
+        // Any node answers which CID an image it holds has.
+        crate::mirror::peers::serve(d.clone(), net.stream_control());
+    }
+    let mirror = if config.proxy.enabled() {
+        let m = crate::mirror::Mirror::new(&config.proxy, registry.clone(), disco.clone(), network)
+            .map_err(|e| ServerError::Config(format!("proxy: {e}")))?;
+        m.metrics().register(&metrics);
+        Some(m)
+    } else {
+        None
+    };
     Ok(Built {
         registry,
         metrics,
         storage,
         disco,
         auth,
+        mirror,
     })
 }
 
@@ -342,6 +358,7 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
         registry: built.registry.clone(),
         metrics: built.metrics.clone(),
         base_url: config.http.host.clone(),
+        mirror: built.mirror.clone(),
     };
     let mut router = http::router(state);
     if let Some(d) = &built.disco {
@@ -358,6 +375,7 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
             http::auth::AuthLayer {
                 auth: auth.clone(),
                 tls: config.http.tls.certificate.is_some(),
+                mirror: built.mirror.as_ref().map(|m| m.names().clone()),
             },
             http::auth::check,
         ));

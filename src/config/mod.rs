@@ -14,6 +14,7 @@ mod disco;
 mod duration;
 mod http;
 mod log;
+mod proxy;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use disco::DiscoConfig;
 pub use duration::{duration, parse_duration};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
 pub use log::{AccessLogConfig, LogConfig};
+pub use proxy::{ProxyConfig, Secret, UpstreamConfig};
 pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnlyConfig, RedirectConfig,
     StorageConfig, UploadPurgingConfig,
@@ -76,20 +78,21 @@ pub struct Config {
     /// Access control. Default none: an open registry.
     #[serde(deserialize_with = "auth::auth_section")]
     pub auth: Option<AuthConfig>,
+    /// Pull-through mirroring of upstream registries. Default none.
+    pub proxy: ProxyConfig,
     /// Distribution sections disco accepts but does not implement (a
     /// warning is logged when present): `notifications`, `redis`,
-    /// `health`, `proxy`, `validation`, `compatibility`, `reporting`,
+    /// `health`, `validation`, `compatibility`, `reporting`,
     /// `middleware`, `loglevel`.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, yaml_serde::Value>,
 }
 
 /// Sections of Distribution's config that disco ignores with a warning.
-const UNSUPPORTED_SECTIONS: [&str; 9] = [
+const UNSUPPORTED_SECTIONS: [&str; 8] = [
     "notifications",
     "redis",
     "health",
-    "proxy",
     "validation",
     "compatibility",
     "reporting",
@@ -236,6 +239,7 @@ impl Config {
             ));
         }
         parse_listen_addr(&self.http.addr).map_err(|m| invalid("http.addr", m))?;
+        self.proxy.validate().map_err(|m| invalid("proxy", m))?;
         if let Some(a) = &self.http.debug.addr {
             parse_listen_addr(a).map_err(|m| invalid("http.debug.addr", m))?;
         }
