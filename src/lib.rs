@@ -7,6 +7,8 @@
 //! - [`storage`]: the storage drivers behind one trait;
 //! - [`ipfs`]: the IPFS interface and its backends (Kubo RPC, embedded);
 //! - [`disco`]: content-addressed images (CID names, `disco.json`, cloning);
+//! - [`mirror`]: pull-through mirroring of upstream registries, shared
+//!   peer to peer;
 //! - [`auth`]: access control (htpasswd, bearer tokens, per-repository
 //!   rules), applied by one layer in [`http::auth`].
 
@@ -28,6 +30,7 @@ pub mod http;
 pub mod ipfs;
 pub mod listen;
 pub mod metrics;
+pub mod mirror;
 pub mod registry;
 pub mod server;
 pub mod storage;

@@ -58,6 +58,8 @@ pub struct Built {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// Background health checks (`/debug/health`).
     pub health: crate::health::Health,
+    /// The pull-through mirror (`proxy`), when configured.
+    pub mirror: Option<crate::mirror::Mirror>,
 }
 
 /// The storage a configuration names.
@@ -347,6 +349,19 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
         health_checks(config, &storage)?,
         &config.health.storagedriver,
     );
+    let network = storage.ipfs.as_ref().and_then(|b| b.network.clone());
+    if let (Some(d), Some(net)) = (&disco, &network) {
+        // Any node answers which CID an image it holds has.
+        crate::mirror::peers::serve(d.clone(), net.stream_control());
+    }
+    let mirror = if config.proxy.enabled() {
+        let m = crate::mirror::Mirror::new(&config.proxy, registry.clone(), disco.clone(), network)
+            .map_err(|e| ServerError::Config(format!("proxy: {e}")))?;
+        m.metrics().register(&metrics);
+        Some(m)
+    } else {
+        None
+    };
     Ok(Built {
         registry,
         metrics,
@@ -354,6 +369,7 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
         disco,
         auth,
         health,
+        mirror,
     })
 }
 
@@ -379,6 +395,7 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
         registry: built.registry.clone(),
         metrics: built.metrics.clone(),
         base_url: config.http.host.clone(),
+        mirror: built.mirror.clone(),
     };
     let mut router = http::router(state);
     if let Some(d) = &built.disco {
@@ -395,6 +412,7 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
             http::auth::AuthLayer {
                 auth: auth.clone(),
                 tls: config.http.tls.certificate.is_some(),
+                mirror: built.mirror.as_ref().map(|m| m.names().clone()),
             },
             http::auth::check,
         ));

@@ -16,6 +16,7 @@ mod health;
 mod http;
 mod log;
 mod port;
+mod proxy;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ pub use health::{HealthConfig, StorageHealthConfig};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
 pub use log::{AccessLogConfig, LogConfig};
 pub use port::DISCO_PORT;
+pub use proxy::{ProxyConfig, Secret, UpstreamConfig};
 pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnlyConfig, RedirectConfig,
     StorageConfig, UploadPurgingConfig,
@@ -82,19 +84,20 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// Background health checks behind `/debug/health`.
     pub health: HealthConfig,
+    /// Pull-through mirroring of upstream registries. Default none.
+    pub proxy: ProxyConfig,
     /// Distribution sections disco accepts but does not implement (a
     /// warning is logged when present): `notifications`, `redis`,
-    /// `proxy`, `validation`, `compatibility`, `reporting`,
+    /// `validation`, `compatibility`, `reporting`,
     /// `middleware`, `loglevel`.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, yaml_serde::Value>,
 }
 
 /// Sections of Distribution's config that disco ignores with a warning.
-const UNSUPPORTED_SECTIONS: [&str; 8] = [
+const UNSUPPORTED_SECTIONS: [&str; 7] = [
     "notifications",
     "redis",
-    "proxy",
     "validation",
     "compatibility",
     "reporting",
@@ -254,6 +257,7 @@ impl Config {
             ));
         }
         parse_listen_addr(&self.http.addr).map_err(|m| invalid("http.addr", m))?;
+        self.proxy.validate().map_err(|m| invalid("proxy", m))?;
         if let Some(a) = &self.http.debug.addr {
             parse_listen_addr(a).map_err(|m| invalid("http.debug.addr", m))?;
         }

@@ -16,6 +16,10 @@
 //! | `GET /routing/v1/providers/<cid>` | `repository:<cid>:pull` |
 //! | `GET /routing/v1/peers/<id>` | a signed-in caller |
 //!
+//! With a mirror (`proxy`), a `?ns=<registry>` request is authorised on the
+//! local name it is served as (`<registry>/<name>`, see
+//! [`crate::mirror::http::route`]), never on the raw path name.
+//!
 //! A cross-repository mount from a repository the caller may not pull is
 //! turned into a plain upload (the spec allows a registry to decline a
 //! mount); so is a mount without `from`, which would otherwise find a blob
@@ -41,6 +45,9 @@ pub struct AuthLayer {
     /// The main port serves TLS (the default scheme of auto-redirect
     /// realms).
     pub tls: bool,
+    /// The mirror's name mapping: a `?ns=` request is authorised on the
+    /// local name it is served as.
+    pub mirror: Option<crate::mirror::NameMap>,
 }
 
 /// Put in request extensions for handlers that filter lists (the catalog).
@@ -63,7 +70,7 @@ struct Needs {
     anonymous_mount: bool,
 }
 
-fn needs(method: &Method, uri: &Uri) -> Needs {
+fn needs(method: &Method, uri: &Uri, mirror: Option<&crate::mirror::NameMap>) -> Needs {
     let path = uri.path();
     let mut n = Needs {
         access: Vec::new(),
@@ -89,7 +96,7 @@ fn needs(method: &Method, uri: &Uri) -> Needs {
         };
         return n;
     }
-    let Ok(r) = route::parse(path) else {
+    let Ok(r) = crate::mirror::http::route(mirror, path, uri.query()) else {
         return n;
     };
     let repo = |name: &crate::registry::RepoName, actions: &[&str]| -> Vec<Access> {
@@ -145,7 +152,7 @@ fn without_mount(uri: &Uri) -> Uri {
 /// The layer: authenticate, authorise, then run the handler.
 pub async fn check(State(layer): State<AuthLayer>, mut req: Request, next: Next) -> Response {
     let auth = &layer.auth;
-    let needs = needs(req.method(), req.uri());
+    let needs = needs(req.method(), req.uri(), layer.mirror.as_ref());
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -228,7 +235,7 @@ mod tests {
     use super::*;
 
     fn of(method: Method, uri: &str) -> Vec<String> {
-        needs(&method, &uri.parse().unwrap())
+        needs(&method, &uri.parse().unwrap(), None)
             .access
             .iter()
             .map(ToString::to_string)
@@ -293,17 +300,53 @@ mod tests {
     }
 
     #[test]
+    fn mirror_requests_need_the_local_name() {
+        let cfg = crate::config::ProxyConfig {
+            upstreams: vec![crate::config::UpstreamConfig {
+                name: "docker.io".into(),
+                url: "http://127.0.0.1:1".into(),
+                username: None,
+                password: None,
+                ttl: None,
+            }],
+            ..Default::default()
+        };
+        let map = crate::mirror::name_map(&cfg);
+        let of = |m: Method, uri: &str| -> Vec<String> {
+            needs(&m, &uri.parse().unwrap(), Some(&map))
+                .access
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            of(Method::GET, "/v2/library/busybox/manifests/latest?ns=docker.io"),
+            ["repository:docker.io/library/busybox:pull"]
+        );
+        assert_eq!(
+            of(Method::GET, "/v2/library/busybox/blobs/sha256:00?ns=docker.io"),
+            ["repository:docker.io/library/busybox:pull"]
+        );
+        assert_eq!(
+            of(Method::GET, "/v2/library/busybox/manifests/latest?ns=quay.io"),
+            ["repository:library/busybox:pull"]
+        );
+    }
+
+    #[test]
     fn mounts() {
         let n = needs(
             &Method::POST,
             &"/v2/a/blobs/uploads/?mount=sha256:00&from=b"
                 .parse()
                 .unwrap(),
+            None,
         );
         assert_eq!(n.mount_from.as_deref(), Some("b"));
         let n = needs(
             &Method::POST,
             &"/v2/a/blobs/uploads/?mount=sha256:00".parse().unwrap(),
+            None,
         );
         assert!(n.anonymous_mount);
         assert_eq!(

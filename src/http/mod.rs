@@ -40,6 +40,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Extra routes (e.g. `/disco/v1/...`) are merged by the server.
     pub base_url: Option<String>,
+    /// The pull-through mirror, when `proxy` is configured.
+    pub mirror: Option<crate::mirror::Mirror>,
 }
 
 /// The API router: every `/v2/...` path goes to [`dispatch`].
@@ -56,7 +58,8 @@ pub fn router(state: AppState) -> Router {
 /// Routes a request by its parsed path and method.
 pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
-    let route = match route::parse(&path) {
+    let names = app.mirror.as_ref().map(|m| m.names());
+    let route = match crate::mirror::http::route(names, &path, req.uri().query()) {
         Ok(r) => r,
         Err(RouteError::Invalid(e)) => return with_api_header(ApiError(e).into_response()),
         Err(RouteError::NotFound) => {
@@ -68,6 +71,13 @@ pub async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
                 .into_response(),
             );
         }
+    };
+    let req = match &app.mirror {
+        Some(m) => match m.handle(&app, &route, req).await {
+            Ok(result) => return with_api_header(result.unwrap_or_else(|e| e.into_response())),
+            Err(req) => req,
+        },
+        None => req,
     };
     let method = req.method().clone();
     let result: ApiResult = match (&route, &method) {

@@ -169,6 +169,46 @@ impl Registry {
         })
     }
 
+    /// Stores a manifest a pull-through mirror fetched and verified against
+    /// `digest` in `name` (tagged `tag`, if any): like a push, but neither
+    /// push checks nor hooks run, and the blobs it references may still be
+    /// arriving (the mirror fetches them as they are pulled).
+    pub async fn store_fetched_manifest(
+        &self,
+        name: &RepoName,
+        digest: &Digest,
+        body: Bytes,
+        tag: Option<&str>,
+    ) -> Result<Arc<StoredManifest>> {
+        if &Digest::of(digest.algorithm(), &body) != digest {
+            return Err(RegistryError::digest_invalid(format!(
+                "fetched manifest does not match its digest {digest}"
+            )));
+        }
+        let parsed = manifest::parse(&body, None)?;
+        if self.stat_global_blob(digest).await?.is_none() {
+            self.driver
+                .put_content(&paths::blob_data(digest), body.clone())
+                .await?;
+        }
+        self.write_link(&paths::revision_link(name, digest), digest)
+            .await?;
+        if let Some(subject) = &parsed.subject {
+            self.write_link(&paths::referrer_link(name, &subject.digest, digest), digest)
+                .await?;
+        }
+        if let Some(t) = tag {
+            self.tag_manifest(name, t, digest).await?;
+        }
+        let m = Arc::new(StoredManifest {
+            digest: digest.clone(),
+            media_type: parsed.media_type.to_string(),
+            bytes: body,
+        });
+        self.manifests.insert(m.clone());
+        Ok(m)
+    }
+
     /// Points `tag` at `digest`.
     pub async fn tag_manifest(&self, name: &RepoName, tag: &str, digest: &Digest) -> Result<()> {
         // `current` first: a crash in between leaves a resolvable tag with a

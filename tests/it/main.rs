@@ -30,6 +30,7 @@ mod kubo;
 mod kubo_failures;
 mod kubo_push;
 mod kubo_router;
+mod mirror;
 mod net;
 mod net_helia;
 mod net_kubo;

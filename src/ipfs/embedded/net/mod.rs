@@ -113,6 +113,8 @@ struct Inner {
     metrics: Arc<NetMetrics>,
     status: Arc<RwLock<BootstrapStatus>>,
     announcer: mpsc::Sender<announce::Request>,
+    /// Opens and accepts streams of protocols other modules speak.
+    control: libp2p_stream::Control,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -311,7 +313,7 @@ impl Network {
             public: config.public,
             local: peer_id,
             cmds: cmd_tx.clone(),
-            control,
+            control: control.clone(),
             metrics: metrics.clone(),
             protocol: KAD_PROTOCOL,
         };
@@ -328,6 +330,7 @@ impl Network {
                 metrics,
                 status,
                 announcer: announce_tx,
+                control,
                 tasks: Mutex::new(tasks),
             }),
         })
@@ -372,6 +375,12 @@ impl Network {
             .collect();
         v.sort_by_key(|(p, _)| p.to_bytes());
         v
+    }
+
+    /// A handle to open streams to peers and accept a protocol's streams
+    /// (e.g. the mirror's `/disco/image-cid/1.0.0`).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.inner.control.clone()
     }
 
     /// The live metrics.
