@@ -12,6 +12,7 @@
 mod auth;
 mod disco;
 mod duration;
+mod gc;
 mod http;
 mod log;
 mod storage;
@@ -27,6 +28,7 @@ pub use auth::{
 };
 pub use disco::DiscoConfig;
 pub use duration::{duration, parse_duration};
+pub use gc::{GcConfig, RetentionPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
 pub use log::{AccessLogConfig, LogConfig};
 pub use storage::{
@@ -73,6 +75,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// disco's content-addressed image layer.
     pub disco: DiscoConfig,
+    /// Online garbage collection of registry content and retention.
+    pub gc: GcConfig,
     /// Access control. Default none: an open registry.
     #[serde(deserialize_with = "auth::auth_section")]
     pub auth: Option<AuthConfig>,
