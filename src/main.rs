@@ -44,8 +44,19 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// Never ask a running disco; open the store in this process.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "registry")]
         offline: bool,
+        /// Collect registry content (unreferenced blobs, content-addressed
+        /// repositories no named repository holds, retention), then blocks.
+        #[arg(long)]
+        registry: bool,
+        /// With --registry: delete manifests no tag points at too.
+        #[arg(long, requires = "registry")]
+        delete_untagged: bool,
+        /// With --registry: only list what would be deleted and the bytes
+        /// freed.
+        #[arg(long, requires = "registry")]
+        dry_run: bool,
     },
     /// The private IPFS network's key: print it, or install another
     /// node's to join its network.
@@ -219,8 +230,22 @@ fn main() -> ExitCode {
         Some(Command::Peers { target }) => node_command(cli.config, |c| async move {
             disco::cli::peers(&c, target.url.as_deref(), target.json).await
         }),
-        Some(Command::Gc { target, offline }) => node_command(cli.config, |c| async move {
-            disco::cli::gc(&c, target.url.as_deref(), offline, target.json).await
+        Some(Command::Gc {
+            target,
+            offline,
+            registry,
+            delete_untagged,
+            dry_run,
+        }) => node_command(cli.config, |c| async move {
+            if registry {
+                let req = disco::registry::gc::GcRequest {
+                    delete_untagged,
+                    dry_run,
+                };
+                disco::cli::gc_registry(&c, target.url.as_deref(), req, target.json).await
+            } else {
+                disco::cli::gc(&c, target.url.as_deref(), offline, target.json).await
+            }
         }),
         Some(Command::Serve { path }) => serve(path.or(cli.config)),
         None => serve(cli.config),

@@ -60,6 +60,8 @@ pub struct Built {
     pub health: crate::health::Health,
     /// The pull-through mirror (`proxy`), when configured.
     pub mirror: Option<crate::mirror::Mirror>,
+    /// Registry (and block) garbage collection.
+    pub gc: Arc<crate::registry::gc::Collector>,
 }
 
 /// The storage a configuration names.
@@ -362,6 +364,8 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
     } else {
         None
     };
+    let gc = gc_collector(config, &registry, &storage, disco.as_ref());
+    gc.metrics().register(&metrics);
     Ok(Built {
         registry,
         metrics,
@@ -370,7 +374,33 @@ pub async fn build(config: &Config) -> Result<Built, ServerError> {
         auth,
         health,
         mirror,
+        gc,
     })
+}
+
+/// The garbage collector of a built registry: content-addressed names
+/// matter with `ipfs` storage; with `disco.keepnames: false` their
+/// repositories are the only ones holding images, so they are kept.
+fn gc_collector(
+    config: &Config,
+    registry: &Arc<Registry>,
+    storage: &Storage,
+    disco: Option<&crate::disco::Disco>,
+) -> Arc<crate::registry::gc::Collector> {
+    let keep_ca = config.gc.keepclones || !config.disco.keepnames;
+    let mut c = crate::registry::gc::Collector::new(
+        registry.clone(),
+        config.gc.clone(),
+        disco.is_some(),
+        keep_ca,
+    );
+    if let Some(node) = storage.ipfs.as_ref().and_then(|b| b.embedded.clone()) {
+        c = c.with_blocks(Arc::new(node));
+    }
+    if let Some(d) = disco {
+        c = c.with_clones(Arc::new(d.clone()));
+    }
+    Arc::new(c)
 }
 
 fn extra_headers(config: &Config) -> Result<http::access_log::ExtraHeaders, ServerError> {
@@ -401,9 +431,7 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
     if let Some(d) = &built.disco {
         router = router.merge(crate::disco::http::routes(d.clone()));
     }
-    if let Some(node) = built.storage.ipfs.as_ref().and_then(|b| b.embedded.clone()) {
-        router = router.merge(crate::disco::http::gc_routes(node));
-    }
+    router = router.merge(crate::disco::http::gc_routes(built.gc.clone()));
     if let Some(net) = built.storage.ipfs.as_ref().and_then(|b| b.network.clone()) {
         router = router.merge(crate::disco::routing::routes(net));
     }
@@ -549,6 +577,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             }
         });
     }
+
+    built.gc.clone().spawn_schedule();
 
     let drain = config.http.draintimeout;
     let sd = shutdown.clone();

@@ -9,7 +9,8 @@
 //! - `peers` asks a running disco (`GET /disco/v1/peers`).
 //! - `gc` asks a running disco (`POST /disco/v1/gc`); when none answers it
 //!   opens the store itself, which fails clearly if another process holds
-//!   it (the data directory's lock file).
+//!   it (the data directory's lock file). `gc --registry` collects registry
+//!   content too, in the running disco only.
 
 pub mod credentials;
 pub mod network;
@@ -268,6 +269,36 @@ fn format_gc(v: &Value, json: bool) -> String {
     )
 }
 
+/// `disco gc --registry`: a registry collection by the running disco
+/// (`POST /disco/v1/gc?registry=true`), which then collects blocks.
+pub async fn gc_registry(
+    config: &Config,
+    url: Option<&str>,
+    req: crate::registry::gc::GcRequest,
+    json: bool,
+) -> CliResult {
+    let base = server_url(config, url)?;
+    let endpoint = format!(
+        "{base}/disco/v1/gc?registry=true&deleteUntagged={}&dryRun={}",
+        req.delete_untagged, req.dry_run
+    );
+    // No timeout: a collection of a large registry takes a while.
+    match request(client(url.is_none())?.post(&endpoint), &endpoint).await? {
+        Answer::Reply(status, body) if status.is_success() => {
+            let v = parse_json(&endpoint, &body)?;
+            if json {
+                return Ok(format!("{v}\n"));
+            }
+            Ok(crate::registry::gc::report::format_text(&v))
+        }
+        Answer::Reply(status, body) => Err(failure(&endpoint, status, &body)),
+        Answer::NotRunning(e) => Err(format!(
+            "no disco answers at {base} ({e}): a registry collection runs in the running disco \
+             (it never stops pushes and pulls); start one or pass --url"
+        )),
+    }
+}
+
 /// `disco gc`: a garbage collection of the embedded blockstore, by the
 /// running disco if one answers (unless `offline`), else in this process.
 pub async fn gc(config: &Config, url: Option<&str>, offline: bool, json: bool) -> CliResult {
@@ -288,6 +319,9 @@ pub async fn gc(config: &Config, url: Option<&str>, offline: bool, json: bool) -
             Answer::Reply(status, body) => return Err(failure(&endpoint, status, &body)),
             Answer::NotRunning(_) => {}
         }
+    }
+    if config.storage.maintenance.readonly.enabled {
+        return Err(crate::registry::gc::GcError::ReadOnly.to_string());
     }
     let mut store = ipfs.embedded.store.clone();
     store.path = embedded_path(&ipfs, &data_dir());

@@ -13,6 +13,7 @@ mod auth;
 mod disco;
 mod duration;
 mod health;
+mod gc;
 mod http;
 mod log;
 mod port;
@@ -31,6 +32,7 @@ pub use auth::{
 pub use disco::DiscoConfig;
 pub use duration::{duration, parse_duration};
 pub use health::{HealthConfig, StorageHealthConfig};
+pub use gc::{GcConfig, RetentionPolicy};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
 pub use log::{AccessLogConfig, LogConfig};
 pub use port::DISCO_PORT;
@@ -79,6 +81,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// disco's content-addressed image layer.
     pub disco: DiscoConfig,
+    /// Online garbage collection of registry content and retention.
+    pub gc: GcConfig,
     /// Access control. Default none: an open registry.
     #[serde(deserialize_with = "auth::auth_section")]
     pub auth: Option<AuthConfig>,

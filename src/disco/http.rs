@@ -12,12 +12,17 @@
 //! - `GET /disco/v1/peers` → `[{"peer","addr"},...]`: the peers the
 //!   embedded node is connected to (`[]` when it is offline); `UNSUPPORTED`
 //!   with a Kubo backend (ask Kubo: `ipfs swarm peers`).
-//! - `POST /disco/v1/gc` (embedded node only) → runs a garbage collection
-//!   now (one at a time) and answers `{"marked","removed","freedBytes",
-//!   "durationMs"}`; `disco gc` calls it.
+//! - `POST /disco/v1/gc` → runs a block garbage collection of the embedded
+//!   node now (one at a time) and answers `{"marked","removed","freedBytes",
+//!   "durationMs"}`; with `registry=true` (query or JSON body, plus
+//!   `deleteUntagged`, `dryRun`) a registry collection
+//!   ([`crate::registry::gc`]) followed by the block collection, answering
+//!   its report. `disco gc [--registry]` calls it. Admin-only.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,8 +33,9 @@ use super::json::{DiscoJson, parse_digest_text};
 use super::layout::DISCO_JSON;
 use super::links::recorded_cids;
 use crate::http::error::ApiError;
-use crate::ipfs::embedded::{EmbeddedIpfs, GcStats};
+use crate::ipfs::embedded::GcStats;
 use crate::ipfs::{NodeIdentity, cid_v1_string};
+use crate::registry::gc::{Collector, GcRequest};
 use crate::registry::{Digest, ErrorCode, RegistryError, paths};
 
 /// The `/disco/v1` routes.
@@ -41,11 +47,11 @@ pub fn routes(disco: Disco) -> Router {
         .with_state(disco)
 }
 
-/// The `/disco/v1/gc` route over the embedded node.
-pub fn gc_routes(node: EmbeddedIpfs) -> Router {
+/// The `/disco/v1/gc` route.
+pub fn gc_routes(collector: Arc<Collector>) -> Router {
     Router::new()
         .route("/disco/v1/gc", post(gc))
-        .with_state(node)
+        .with_state(collector)
 }
 
 /// The JSON form of a node identity (`/disco/v1/node`, `disco id --json`).
@@ -67,16 +73,65 @@ pub fn gc_stats_json(s: &GcStats) -> serde_json::Value {
     })
 }
 
-async fn gc(State(node): State<EmbeddedIpfs>) -> Response {
-    match node.gc().await {
-        Ok(stats) => json_response(gc_stats_json(&stats)),
-        Err(e) => {
-            tracing::error!(error = %e, "garbage collection failed");
-            ApiError(RegistryError::internal(format!(
-                "garbage collection failed: {e}"
-            )))
-            .into_response()
+/// What `POST /disco/v1/gc` is asked, in the query or a JSON body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct GcParams {
+    /// Collect registry content (then blocks), not only blocks.
+    registry: bool,
+    /// Delete untagged manifests too.
+    #[serde(alias = "delete-untagged", alias = "delete_untagged")]
+    delete_untagged: bool,
+    /// Report only.
+    #[serde(alias = "dry-run", alias = "dry_run")]
+    dry_run: bool,
+}
+
+async fn gc(
+    State(collector): State<Arc<Collector>>,
+    Query(query): Query<GcParams>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: GcParams = if body.iter().all(u8::is_ascii_whitespace) {
+        GcParams::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return ApiError(RegistryError::new(
+                    ErrorCode::Unsupported,
+                    format!(
+                        "invalid garbage collection request body (JSON with registry, deleteUntagged, dryRun): {e}"
+                    ),
+                )
+                .with_status(400))
+                .into_response();
+            }
         }
+    };
+    let registry = query.registry || body.registry;
+    let req = GcRequest {
+        delete_untagged: query.delete_untagged || body.delete_untagged,
+        dry_run: query.dry_run || body.dry_run,
+    };
+    if !registry && (req.delete_untagged || req.dry_run) {
+        return ApiError(
+            RegistryError::new(
+                ErrorCode::Unsupported,
+                "deleteUntagged and dryRun apply to a registry collection: add registry=true",
+            )
+            .with_status(400),
+        )
+        .into_response();
+    }
+    let result = if registry {
+        collector.run(req).await.map(|r| r.to_json())
+    } else {
+        collector.collect_blocks().await
+    };
+    match result {
+        Ok(v) => json_response(v),
+        Err(e) => ApiError(e.response()).into_response(),
     }
 }
 

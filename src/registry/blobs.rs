@@ -99,6 +99,8 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<Option<u64>> {
+        let _fence = self.gc.fence.read().await;
+        self.gc.record([digest]);
         let size = match from {
             Some(from) => match self.stat_blob(from, digest).await {
                 Ok(size) => Some(size),

@@ -132,6 +132,16 @@ impl Registry {
                 tags.push(t.clone());
             }
         }
+        // Held until the last link: a collection deletes nothing between
+        // the reference check and the links (see `gc`).
+        let fence = self.gc.fence.read().await;
+        let referenced = parsed
+            .config
+            .iter()
+            .chain(&parsed.layers)
+            .chain(&parsed.manifests)
+            .map(|d| &d.digest);
+        self.gc.record(std::iter::once(&digest).chain(referenced));
         self.check_references(name, &parsed).await?;
 
         let data_path = paths::blob_data(&digest);
@@ -150,6 +160,7 @@ impl Registry {
         for tag in &tags {
             self.tag_manifest(name, tag, &digest).await?;
         }
+        drop(fence);
         self.manifests.insert(Arc::new(StoredManifest {
             digest: digest.clone(),
             media_type: parsed.media_type.to_string(),

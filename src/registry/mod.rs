@@ -7,6 +7,7 @@ pub mod cache;
 pub mod catalog;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod hooks;
 pub mod manifest;
 pub mod manifests;
@@ -63,6 +64,7 @@ pub struct Registry {
     manifests: cache::ManifestCache,
     uploads: uploads::UploadLocks,
     hooks: Vec<Arc<dyn hooks::RegistryHook>>,
+    gc: gc::state::GcState,
 }
 
 impl Registry {
@@ -75,6 +77,7 @@ impl Registry {
             manifests,
             uploads: uploads::UploadLocks::default(),
             hooks: Vec::new(),
+            gc: gc::state::GcState::default(),
         }
     }
 
@@ -93,6 +96,11 @@ impl Registry {
         &self.options
     }
 
+    /// Garbage collection bookkeeping.
+    pub fn gc_state(&self) -> &gc::state::GcState {
+        &self.gc
+    }
+
     /// Reads a link file and parses the digest it holds.
     async fn read_link(&self, path: &str) -> std::result::Result<Option<Digest>, StorageError> {
         match self.driver.get_content(path).await {
@@ -106,6 +114,7 @@ impl Registry {
 
     /// Writes a link file holding `digest`.
     async fn write_link(&self, path: &str, digest: &Digest) -> Result<()> {
+        self.gc.record([digest]);
         self.driver
             .put_content(path, Bytes::from(digest.to_string()))
             .await?;

@@ -179,11 +179,14 @@ impl Registry {
                 "provided digest {digest} does not match the uploaded content ({actual}, {size} bytes)"
             )));
         }
+        let fence = self.gc.fence.read().await;
+        self.gc.record([digest]);
         let data = paths::upload_data(name, id);
         if self.stat_global_blob(digest).await?.is_none() {
             self.driver.rename(&data, &paths::blob_data(digest)).await?;
         }
         self.link_blob(name, digest).await?;
+        drop(fence);
         drop(state);
         self.remove_upload(name, id).await;
         Ok(size)

@@ -334,6 +334,7 @@ fn admin_endpoints_and_clones_need_their_permissions() {
         ("GET", "/disco/v1/node"),
         ("GET", "/disco/v1/peers"),
         ("POST", "/disco/v1/gc"),
+        ("POST", "/disco/v1/gc?registry=true&dryRun=true"),
     ] {
         denied(&alice.request(method, path, &[], Vec::new()), path);
         assert_eq!(
@@ -371,6 +372,16 @@ fn admin_endpoints_and_clones_need_their_permissions() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.get("removed").is_some(), "{v}");
+    let out = disco(&["gc", "--registry", "--json"], Some("root:root-pw"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dryRun"], false, "{v}");
+    let out = disco(&["gc", "--registry"], Some("alice:alice-pw"));
+    assert!(!out.status.success());
     let out = disco(&["peers"], Some("alice:alice-pw"));
     assert!(!out.status.success());
     assert!(
