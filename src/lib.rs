@@ -8,7 +8,8 @@
 //! - [`ipfs`]: the IPFS interface and its backends (Kubo RPC, embedded);
 //! - [`disco`]: content-addressed images (CID names, `disco.json`, cloning);
 //! - [`auth`]: access control (htpasswd, bearer tokens, per-repository
-//!   rules), applied by one layer in [`http::auth`].
+//!   rules), applied by one layer in [`http::auth`];
+//! - [`web`]: the web page at `/` (repositories, tags, images, node).
 
 pub mod auth;
 pub mod cli;
@@ -21,3 +22,4 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod web;

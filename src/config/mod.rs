@@ -15,6 +15,7 @@ mod duration;
 mod http;
 mod log;
 mod storage;
+mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnlyConfig, RedirectConfig,
     StorageConfig, UploadPurgingConfig,
 };
+pub use web::WebConfig;
 
 /// Port disco listens on when nothing is configured.
 pub const DEFAULT_PORT: u16 = 1970;
@@ -76,6 +78,8 @@ pub struct Config {
     /// Access control. Default none: an open registry.
     #[serde(deserialize_with = "auth::auth_section")]
     pub auth: Option<AuthConfig>,
+    /// The web page at `/`.
+    pub web: WebConfig,
     /// Distribution sections disco accepts but does not implement (a
     /// warning is logged when present): `notifications`, `redis`,
     /// `health`, `proxy`, `validation`, `compatibility`, `reporting`,
