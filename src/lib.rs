@@ -10,7 +10,8 @@
 //! - [`mirror`]: pull-through mirroring of upstream registries, shared
 //!   peer to peer;
 //! - [`auth`]: access control (htpasswd, bearer tokens, per-repository
-//!   rules), applied by one layer in [`http::auth`].
+//!   rules), applied by one layer in [`http::auth`];
+//! - [`web`]: the web page at `/` (repositories, tags, images, node).
 
 /// `disco --version`: the package version and the git commit it was built
 /// from (`unknown` outside a git checkout; see `build.rs`).
@@ -35,3 +36,4 @@ pub mod registry;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod web;

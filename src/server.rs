@@ -419,6 +419,26 @@ fn extra_headers(config: &Config) -> Result<http::access_log::ExtraHeaders, Serv
     Ok(Arc::new(out))
 }
 
+/// The IPFS network mode, described for the web page.
+fn network_mode(config: &Config) -> String {
+    let Some(ipfs) = ipfs_config(config) else {
+        return "none (storage is not IPFS)".into();
+    };
+    if ipfs.router.is_some() {
+        return "Kubo nodes (storage.ipfs.router): see their swarm configuration".into();
+    }
+    let net = &ipfs.embedded.net;
+    if net.listen.is_empty() {
+        "offline (no listen addresses)".into()
+    } else if net.is_private() {
+        "private network (swarm key)".into()
+    } else if net.public {
+        "public IPFS network".into()
+    } else {
+        "open network (no swarm key)".into()
+    }
+}
+
 /// The full API router for a built registry.
 pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
     let state = AppState {
@@ -435,15 +455,38 @@ pub fn app(config: &Config, built: &Built) -> Result<Router, ServerError> {
     if let Some(net) = built.storage.ipfs.as_ref().and_then(|b| b.network.clone()) {
         router = router.merge(crate::disco::routing::routes(net));
     }
+    let tls = config.http.tls.certificate.is_some();
+    let sessions = config
+        .web
+        .enabled
+        .then(|| Arc::new(crate::web::session::Sessions::new(config.web.sessionttl)));
+    if let Some(sessions) = &sessions {
+        let ipfs = built.storage.ipfs.as_ref();
+        let web = crate::web::Web::new(
+            built.registry.clone(),
+            built.disco.clone(),
+            ipfs.and_then(|b| b.embedded.clone()),
+            ipfs.and_then(|b| b.network.clone()),
+            network_mode(config),
+            built.auth.clone(),
+            sessions.clone(),
+            tls,
+        );
+        router = router.merge(crate::web::router(web));
+    }
     if let Some(auth) = &built.auth {
         router = router.layer(axum::middleware::from_fn_with_state(
             http::auth::AuthLayer {
                 auth: auth.clone(),
-                tls: config.http.tls.certificate.is_some(),
                 mirror: built.mirror.as_ref().map(|m| m.names().clone()),
+                tls,
+                sessions,
             },
             http::auth::check,
         ));
+    }
+    if config.web.enabled {
+        router = router.layer(axum::middleware::from_fn(crate::web::security_headers));
     }
     let mut router = router.layer(axum::middleware::from_fn_with_state(
         extra_headers(config)?,

@@ -176,6 +176,11 @@ impl Htpasswd {
         Ok(true)
     }
 
+    /// `user`'s entry (its password hash), if the file has the user.
+    pub fn entry(&self, user: &str) -> Option<String> {
+        self.loaded.read().users.get(user).cloned()
+    }
+
     /// True if `password` is `user`'s.
     pub async fn verify(&self, user: &str, password: &str) -> bool {
         let loaded = self.loaded.read().clone();

@@ -168,6 +168,15 @@ impl Auth {
         }
     }
 
+    /// The htpasswd entry of `user` (a web session stays valid while it
+    /// is unchanged); `None` for unknown users or token authentication.
+    pub fn user_entry(&self, user: &str) -> Option<String> {
+        match &self.scheme {
+            Scheme::Basic { file, .. } => file.entry(user),
+            Scheme::Bearer(_) => None,
+        }
+    }
+
     /// Identifies the caller from the `Authorization` header.
     pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Caller, Denial> {
         let Some(raw) = authorization else {

@@ -19,6 +19,7 @@ mod log;
 mod port;
 mod proxy;
 mod storage;
+mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub use storage::{
     DeleteConfig, FilesystemConfig, MaintenanceConfig, ReadOnlyConfig, RedirectConfig,
     StorageConfig, UploadPurgingConfig,
 };
+pub use web::WebConfig;
 
 /// Port disco listens on when nothing is configured.
 pub const DEFAULT_PORT: u16 = 1970;
@@ -90,6 +92,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Pull-through mirroring of upstream registries. Default none.
     pub proxy: ProxyConfig,
+    /// The web page at `/`.
+    pub web: WebConfig,
     /// Distribution sections disco accepts but does not implement (a
     /// warning is logged when present): `notifications`, `redis`,
     /// `validation`, `compatibility`, `reporting`,

@@ -105,6 +105,39 @@ struct Fetched {
     bytes: u64,
 }
 
+/// A clone in progress, as the node page shows it.
+#[derive(Debug, Clone)]
+pub struct CloneStatus {
+    /// The image's CID.
+    pub cid: String,
+    /// Blobs verified and stored so far.
+    pub ready: usize,
+    /// Blobs of the image, once its manifests are known.
+    pub total: Option<usize>,
+}
+
+impl Disco {
+    /// The clones running now, sorted by CID.
+    pub fn clones_running(&self) -> Vec<CloneStatus> {
+        let mut out: Vec<CloneStatus> = self
+            .inner
+            .clones
+            .lock()
+            .iter()
+            .map(|(cid, h)| {
+                let p = h.progress.borrow();
+                CloneStatus {
+                    cid: cid_v1_string(cid),
+                    ready: p.ready.len(),
+                    total: p.image.as_ref().map(|i| i.blobs.len()),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.cid.cmp(&b.cid));
+        out
+    }
+}
+
 impl Disco {
     /// Clones the image repository `cid` into the registry, or waits for
     /// the clone already running, until it is whole.

@@ -15,6 +15,12 @@
 //! | other `/disco/v1/...` (node, peers, gc) | `registry:admin:*` |
 //! | `GET /routing/v1/providers/<cid>` | `repository:<cid>:pull` |
 //! | `GET /routing/v1/peers/<id>` | a signed-in caller |
+//! | web pages (`crate::web::routes`) | see there: pages a signed-in caller, `/repo` and `/image` pull, `/node` admin, sign-in and assets nothing |
+//!
+//! On web pages only, a signed-in session cookie (`crate::web::session`)
+//! identifies the caller when no `Authorization` header is sent; a refused
+//! page without a caller redirects to `/login`. `/v2/` and the other APIs
+//! never accept the cookie.
 //!
 //! With a mirror (`proxy`), a `?ns=<registry>` request is authorised on the
 //! local name it is served as (`<registry>/<name>`, see
@@ -36,6 +42,8 @@ use super::error::ApiError;
 use super::route::{self, Route};
 use crate::auth::{Access, Auth, Caller, Denial, access};
 use crate::registry::{ErrorCode, RegistryError};
+use crate::web::routes::{self as web_routes, WebNeed};
+use crate::web::session::Sessions;
 
 /// State of the layer.
 #[derive(Clone)]
@@ -48,6 +56,8 @@ pub struct AuthLayer {
     /// The mirror's name mapping: a `?ns=` request is authorised on the
     /// local name it is served as.
     pub mirror: Option<crate::mirror::NameMap>,
+    /// Web page sessions (when the web page is on).
+    pub sessions: Option<Arc<Sessions>>,
 }
 
 /// Put in request extensions for handlers that filter lists (the catalog).
@@ -68,6 +78,10 @@ struct Needs {
     access: Vec<Access>,
     mount_from: Option<String>,
     anonymous_mount: bool,
+    /// A web page (the session cookie counts).
+    web: bool,
+    /// Nothing needed, not even a caller (sign-in, assets).
+    public: bool,
 }
 
 fn needs(method: &Method, uri: &Uri, mirror: Option<&crate::mirror::NameMap>) -> Needs {
@@ -76,7 +90,19 @@ fn needs(method: &Method, uri: &Uri, mirror: Option<&crate::mirror::NameMap>) ->
         access: Vec::new(),
         mount_from: None,
         anonymous_mount: false,
+        web: false,
+        public: false,
     };
+    if let Some(w) = web_routes::classify(path, uri.query()) {
+        n.web = true;
+        match w {
+            WebNeed::Public => n.public = true,
+            WebNeed::SignedIn => {}
+            WebNeed::Pull(name) => n.access = vec![Access::repository(&name, "pull")],
+            WebNeed::Admin => n.access = vec![Access::admin()],
+        }
+        return n;
+    }
     if let Some(rest) = path.strip_prefix("/routing/v1/") {
         // Who provides a CID is information about that content: the same
         // right as pulling it under its CID name. Peer addresses are no
@@ -157,17 +183,26 @@ pub async fn check(State(layer): State<AuthLayer>, mut req: Request, next: Next)
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
-    let caller = match auth.authenticate(authorization.as_deref()).await {
-        Ok(c) => c,
-        Err(d) => return refuse(&layer, &req, &needs.access, d),
+    let session = match (&layer.sessions, needs.web, &authorization) {
+        (Some(s), true, None) => crate::web::login::session_user(s, auth, req.headers()),
+        _ => None,
     };
+    let caller = match (session, auth.authenticate(authorization.as_deref()).await) {
+        (Some(user), _) => Caller::User(user),
+        (None, Ok(c)) => c,
+        (None, Err(_)) if needs.public => Caller::Anonymous,
+        (None, Err(d)) => return refuse(&layer, &req, &needs, d),
+    };
+    if needs.public {
+        return next.run(req).await;
+    }
     if let Err(d) = auth.authorize(&caller, &needs.access).await {
         tracing::debug!(
             caller = caller.name(),
             path = req.uri().path(),
             "access denied"
         );
-        return refuse(&layer, &req, &needs.access, d);
+        return refuse(&layer, &req, &needs, d);
     }
     let drop_mount = needs.anonymous_mount
         || match &needs.mount_from {
@@ -190,7 +225,11 @@ pub async fn check(State(layer): State<AuthLayer>, mut req: Request, next: Next)
     resp
 }
 
-fn refuse(layer: &AuthLayer, req: &Request, need: &[Access], denial: Denial) -> Response {
+fn refuse(layer: &AuthLayer, req: &Request, needs: &Needs, denial: Denial) -> Response {
+    if needs.web {
+        return refuse_page(req, denial);
+    }
+    let need = &needs.access[..];
     let mut resp = match denial {
         Denial::Challenge { error } => {
             let host = req
@@ -227,6 +266,31 @@ fn refuse(layer: &AuthLayer, req: &Request, need: &[Access], denial: Denial) -> 
         "Docker-Distribution-API-Version",
         HeaderValue::from_static("registry/2.0"),
     );
+    resp
+}
+
+/// A refused web page: to the sign-in form without a caller, else 403.
+fn refuse_page(req: &Request, denial: Denial) -> Response {
+    let mut resp = match denial {
+        Denial::Challenge { .. } => {
+            let here = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let to = format!(
+                "/login?next={}",
+                form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+            );
+            crate::web::login::redirect(&to, None)
+        }
+        Denial::Forbidden => crate::web::PageError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "You may not see this page.",
+        )
+        .into_response(),
+    };
+    crate::web::add_security_headers(&mut resp);
     resp
 }
 
@@ -297,6 +361,17 @@ mod tests {
             of(Method::GET, "/disco/v1/images/sha256:abcd"),
             ["repository:abcd:pull"]
         );
+        assert_eq!(
+            of(Method::GET, "/image?name=a/b&ref=x"),
+            ["repository:a/b:pull"]
+        );
+        assert_eq!(of(Method::GET, "/repo?name=c"), ["repository:c:pull"]);
+        assert_eq!(of(Method::GET, "/node"), ["registry:admin:*"]);
+        let page = needs(&Method::GET, &"/".parse().unwrap(), None);
+        assert!(page.web && !page.public && page.access.is_empty());
+        let login = needs(&Method::POST, &"/login".parse().unwrap(), None);
+        assert!(login.web && login.public);
+        assert!(!needs(&Method::GET, &"/v2/".parse().unwrap(), None).web);
     }
 
     #[test]

@@ -51,3 +51,4 @@ mod s3_suite;
 mod server;
 mod store_crash;
 mod support;
+mod web;

@@ -43,6 +43,7 @@ pub(super) struct Inner {
     keypair: Keypair,
     exchange: RwLock<Option<Arc<dyn BlockExchange>>>,
     gc_lock: tokio::sync::Mutex<()>,
+    last_gc: Mutex<Option<(std::time::SystemTime, GcStats)>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     _lock: fs::File,
 }
@@ -102,6 +103,7 @@ impl EmbeddedIpfs {
                 keypair,
                 exchange: RwLock::new(None),
                 gc_lock: tokio::sync::Mutex::new(()),
+                last_gc: Mutex::new(None),
                 tasks: Mutex::new(Vec::new()),
                 _lock: lock,
             })
@@ -171,7 +173,14 @@ impl EmbeddedIpfs {
     pub async fn gc(&self) -> Result<GcStats> {
         let _one = self.inner.gc_lock.lock().await;
         let inner = self.inner.clone();
-        blocking(move || collect(&inner.mfs, &inner.pins, &inner.store)).await
+        let stats = blocking(move || collect(&inner.mfs, &inner.pins, &inner.store)).await?;
+        *self.inner.last_gc.lock() = Some((std::time::SystemTime::now(), stats));
+        Ok(stats)
+    }
+
+    /// When the last garbage collection since start finished, and what it did.
+    pub fn last_gc(&self) -> Option<(std::time::SystemTime, GcStats)> {
+        *self.inner.last_gc.lock()
     }
 
     /// Stops the timers and flushes the MFS durably.

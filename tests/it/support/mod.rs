@@ -13,3 +13,4 @@ pub mod proxy;
 pub mod registry;
 pub mod s3server;
 pub mod token_issuer;
+pub mod webdriver;
