@@ -21,6 +21,7 @@ mod preimport;
 pub mod spool;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -42,6 +43,9 @@ use crate::ipfs::{EntryKind, Ipfs, IpfsError, WriteOptions};
 
 /// Read buffer for spooled files.
 const READ_CHUNK: usize = 256 * 1024;
+/// Tries of an MFS write or move that another process raced (see
+/// [`Inner::import`]).
+const WRITE_ATTEMPTS: u32 = 5;
 /// Largest file `get_content` reads into memory.
 const MAX_CONTENT: usize = 256 * 1024 * 1024;
 
@@ -172,6 +176,13 @@ impl Inner {
     }
 
     /// Stat of a committed (MFS) path.
+    /// Whether `a` and `b` are both in MFS with the same root CID.
+    async fn same_content(&self, a: &str, b: &str) -> bool {
+        let (ma, mb) = (self.mfs(a), self.mfs(b));
+        let (sa, sb) = futures::join!(self.ipfs.files_stat(&ma), self.ipfs.files_stat(&mb));
+        matches!((sa, sb), (Ok(x), Ok(y)) if x.cid == y.cid)
+    }
+
     async fn mfs_stat(&self, path: &str) -> Result<FileInfo> {
         match self.ipfs.files_stat(&self.mfs(path)).await {
             Ok(st) => Ok(FileInfo {
@@ -269,25 +280,47 @@ impl Inner {
     }
 
     /// Imports `data` canonically at `path`, replacing what is there.
-    async fn import(&self, path: &str, data: ByteStream) -> Result<()> {
+    async fn import<F, Fut>(&self, path: &str, mut data: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<ByteStream>>,
+    {
         let opts = WriteOptions {
             create: true,
             truncate: true,
             parents: true,
             offset: 0,
         };
-        self.ipfs
-            .files_write(&self.mfs(path), data, opts)
-            .await
-            .map_err(|e| match e {
-                IpfsError::NotADirectory(m) => {
-                    StorageError::InvalidPath(format!("{path}: a parent is a file ({m})"))
+        // Another process writing beside this one (replicas sharing Kubo
+        // nodes) can create a parent directory or the file itself between
+        // the node's check and its write: "already exists". The write is
+        // idempotent, so it is made again with a fresh body.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .ipfs
+                .files_write(&self.mfs(path), data().await?, opts.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(IpfsError::AlreadyExists(m)) if attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(%path, attempt, error = %m, "concurrent MFS write; writing again");
+                    tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
                 }
-                IpfsError::NotAFile(m) => {
-                    StorageError::InvalidPath(format!("{path} is a directory ({m})"))
+                Err(IpfsError::NotADirectory(m)) => {
+                    return Err(StorageError::InvalidPath(format!(
+                        "{path}: a parent is a file ({m})"
+                    )));
                 }
-                e => storage_error(path, e),
-            })
+                Err(IpfsError::NotAFile(m)) => {
+                    return Err(StorageError::InvalidPath(format!(
+                        "{path} is a directory ({m})"
+                    )));
+                }
+                Err(e) => return Err(storage_error(path, e)),
+            }
+        }
     }
 
     /// Removes `path` from MFS; `Ok(false)` if it was not there.
@@ -372,8 +405,11 @@ impl StorageDriver for IpfsDriver {
             .remove(path)
             .await
             .map_err(|e| spool_error(path, e))?;
-        i.import(path, stream::once(async move { Ok(content) }).boxed())
-            .await
+        i.import(path, || {
+            let c = content.clone();
+            async move { Ok(stream::once(async move { Ok(c) }).boxed()) }
+        })
+        .await
     }
 
     async fn reader(&self, path: &str, offset: u64) -> Result<ByteStream> {
@@ -529,6 +565,13 @@ impl StorageDriver for IpfsDriver {
         if !in_mfs && spooled.is_empty() {
             return Err(StorageError::PathNotFound(source.to_string()));
         }
+        // The same bytes already at the destination (another process moved
+        // the same content there, e.g. replicas completing one blob) stay:
+        // removing them first would leave a moment without the file.
+        if in_mfs && spooled.is_empty() && i.same_content(source, dest).await {
+            i.mfs_remove(source).await?;
+            return Ok(());
+        }
         // Whatever is at the destination is replaced.
         i.spool_remove(dest).await?;
         i.mfs_remove(dest).await?;
@@ -540,10 +583,23 @@ impl StorageDriver for IpfsDriver {
                     .await
                     .map_err(|e| storage_error(dest, e))?;
             }
-            i.ipfs
-                .files_mv(&i.mfs(source), &i.mfs(dest))
-                .await
-                .map_err(|e| storage_error(source, e))?;
+            // Another process may move the same content to `dest` at the
+            // same time (replicas completing one blob): replace it again.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match i.ipfs.files_mv(&i.mfs(source), &i.mfs(dest)).await {
+                    Ok(()) => break,
+                    Err(IpfsError::AlreadyExists(_)) if attempt < WRITE_ATTEMPTS => {
+                        if i.same_content(source, dest).await {
+                            i.mfs_remove(source).await?;
+                            break;
+                        }
+                        i.mfs_remove(dest).await?;
+                    }
+                    Err(e) => return Err(storage_error(source, e)),
+                }
+            }
         }
         for p in spooled {
             let to = format!("{dest}{}", &p[source.len()..]);
@@ -711,13 +767,15 @@ impl FileWriter for IpfsWriter {
             .map_err(|e| spool_error(&path, e))?;
         let i = &self.driver.inner;
         let data_file = i.spool.data_file(&path);
-        let file = tokio::fs::File::open(&data_file)
-            .await
-            .map_err(|e| spool_error(&path, e))?;
-        let data = ReaderStream::with_capacity(file, READ_CHUNK).boxed();
+        let open = || async {
+            let file = tokio::fs::File::open(&data_file)
+                .await
+                .map_err(|e| spool_error(&path, e))?;
+            Ok(ReaderStream::with_capacity(file, READ_CHUNK).boxed() as ByteStream)
+        };
         let _guard = i.locks.write(&[&path]).await;
         // On failure the spool file stays, so the upload can be retried.
-        i.import(&path, data).await?;
+        i.import(&path, open).await?;
         i.spool
             .remove(&path)
             .await
