@@ -69,7 +69,7 @@ async fn pushes_deletes_and_collections_in_parallel_lose_nothing() {
                     }
                 };
                 match victim {
-                    Some((key, img)) if n % 2 == 0 => {
+                    Some((key, img)) if n.is_multiple_of(2) => {
                         let tag = key.rsplit(':').next().unwrap();
                         c.delete(&format!("/v2/{}/manifests/{tag}", img.repo))
                             .await
