@@ -36,9 +36,41 @@ async fn sigkill_during_collection_loses_nothing_and_next_run_completes() {
             .await
             .expect(202);
     }
-    // Kill the process at different points of collections.
+    let blobs_dir = dir.path().join("storage/docker/registry/v2/blobs");
+    let initial = count_blobs(&blobs_dir);
+    // Kill the process mid-sweep: as soon as the first blobs are gone.
+    for _ in 0..2 {
+        let before = count_blobs(&blobs_dir);
+        let url = reg.url();
+        let run = tokio::spawn(async move {
+            let c = Client::for_url(&url);
+            c.send(
+                reqwest::Method::POST,
+                "/disco/v1/gc?registry=true&deleteUntagged=true",
+                &[],
+                None,
+            )
+            .await
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while count_blobs(&blobs_dir) == before
+            && !run.is_finished()
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        reg.kill();
+        let _ = run.await;
+        let after = count_blobs(&blobs_dir);
+        eprintln!("killed with {after} of {before} blobs left ({initial} at first)");
+        reg.restart();
+        for img in &kept {
+            assert_whole(&c, img).await;
+        }
+    }
+    // And at other points of collections (marking included).
     let mut interrupted = 0;
-    for delay_ms in [0u64, 10, 30, 60, 120, 250] {
+    for delay_ms in [0u64, 10, 30, 60] {
         let url = reg.url();
         let run = tokio::spawn(async move {
             let c = Client::for_url(&url);
@@ -87,4 +119,23 @@ async fn sigkill_during_collection_loses_nothing_and_next_run_completes() {
             }
         }
     }
+}
+
+/// Blob data files under `dir`.
+fn count_blobs(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            } else if e.file_name() == "data" {
+                n += 1;
+            }
+        }
+    }
+    n
 }

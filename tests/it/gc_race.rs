@@ -47,6 +47,7 @@ async fn pushes_deletes_and_collections_in_parallel_lose_nothing() {
                 let tag = format!("t{n}");
                 let img = push_img(&c, &repo, Some(&tag), seed, 1, &pick, None).await;
                 live.lock().unwrap().insert(format!("{repo}:{tag}"), img);
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             n
         }));
@@ -57,13 +58,18 @@ async fn pushes_deletes_and_collections_in_parallel_lose_nothing() {
             let c = Client::for_url(&url);
             let mut n = 0u64;
             while Instant::now() < end {
+                // Keep about 40 images alive: the rest is deleted.
                 let victim = {
                     let mut l = live.lock().unwrap();
-                    let key = l.keys().nth(n as usize % l.len().max(1)).cloned();
-                    key.and_then(|k| l.remove(&k).map(|i| (k, i)))
+                    if l.len() > 40 {
+                        let key = l.keys().nth(n as usize % l.len()).cloned();
+                        key.and_then(|k| l.remove(&k).map(|i| (k, i)))
+                    } else {
+                        None
+                    }
                 };
                 match victim {
-                    Some((key, img)) if n % 2 == 0 => {
+                    Some((key, img)) if n.is_multiple_of(2) => {
                         let tag = key.rsplit(':').next().unwrap();
                         c.delete(&format!("/v2/{}/manifests/{tag}", img.repo))
                             .await
@@ -77,7 +83,7 @@ async fn pushes_deletes_and_collections_in_parallel_lose_nothing() {
                     None => {}
                 }
                 n += 1;
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             n
         }));
@@ -101,11 +107,13 @@ async fn pushes_deletes_and_collections_in_parallel_lose_nothing() {
     for t in tasks {
         t.await.unwrap();
     }
+    eprintln!("load done after {:?}", end.elapsed());
     let c = Client::for_url(&url);
     // One more collection once the load stopped: what is tagged stays.
     let r = gc(&c, "registry=true&deleteUntagged=true").await;
+    eprintln!("final collection done after {:?}", end.elapsed());
     let live = live.lock().unwrap().clone();
-    assert!(live.len() > 10, "the pushers pushed: {}", live.len());
+    assert!(live.len() >= 40, "the pushers pushed: {}", live.len());
     for img in live.values() {
         assert_whole(&c, img).await;
     }
