@@ -99,9 +99,13 @@ impl Mirror {
             }
             None => {
                 // No digest header: fetch by tag.
-                let got = up.get_manifest(&t.remote, tag).await?.ok_or_else(not_found)?;
+                let got = up
+                    .get_manifest(&t.remote, tag)
+                    .await?
+                    .ok_or_else(not_found)?;
                 let d = Digest::sha256(&got.bytes);
-                self.store_upstream(t, local, &d, got.bytes, Some(tag)).await?;
+                self.store_upstream(t, local, &d, got.bytes, Some(tag))
+                    .await?;
             }
         }
         self.inner.tags.confirm(local.as_str(), tag);
@@ -297,7 +301,12 @@ impl Mirror {
                     }
                 }
                 Kind::Index if depth < MAX_DEPTH => {
-                    todo.extend(parsed.manifests.iter().map(|c| (c.digest.clone(), depth + 1)));
+                    todo.extend(
+                        parsed
+                            .manifests
+                            .iter()
+                            .map(|c| (c.digest.clone(), depth + 1)),
+                    );
                 }
                 Kind::Index => {
                     return Err(RegistryError::manifest_invalid("indexes nested too deep"));
