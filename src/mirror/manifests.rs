@@ -132,7 +132,7 @@ impl Mirror {
             }
             return Ok(());
         }
-        if self.from_peers(local, d, tag).await {
+        if self.take_from_peers(local, d, tag).await {
             return Ok(());
         }
         let up = self.upstream(t);
@@ -231,7 +231,7 @@ impl Mirror {
     /// Takes image `d` from this node's published images or from a peer
     /// (by CID, every byte verified) and links it into `local`. False if
     /// no peer answered in time or the clone failed.
-    async fn from_peers(&self, local: &RepoName, d: &Digest, tag: Option<&str>) -> bool {
+    async fn take_from_peers(&self, local: &RepoName, d: &Digest, tag: Option<&str>) -> bool {
         let Some(disco) = &self.inner.disco else {
             return false;
         };
