@@ -395,15 +395,24 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            of(Method::GET, "/v2/library/busybox/manifests/latest?ns=docker.io"),
+            of(
+                Method::GET,
+                "/v2/library/busybox/manifests/latest?ns=docker.io"
+            ),
             ["repository:docker.io/library/busybox:pull"]
         );
         assert_eq!(
-            of(Method::GET, "/v2/library/busybox/blobs/sha256:00?ns=docker.io"),
+            of(
+                Method::GET,
+                "/v2/library/busybox/blobs/sha256:00?ns=docker.io"
+            ),
             ["repository:docker.io/library/busybox:pull"]
         );
         assert_eq!(
-            of(Method::GET, "/v2/library/busybox/manifests/latest?ns=quay.io"),
+            of(
+                Method::GET,
+                "/v2/library/busybox/manifests/latest?ns=quay.io"
+            ),
             ["repository:library/busybox:pull"]
         );
     }

@@ -60,7 +60,11 @@ impl Mirror {
         if registry.stat_global_blob(digest).await?.is_some() {
             // Stored for another name: link it if this repository has it
             // upstream (names are access-controlled; digests are not).
-            return match self.upstream(t).head_blob(&t.remote, &digest.to_string()).await? {
+            return match self
+                .upstream(t)
+                .head_blob(&t.remote, &digest.to_string())
+                .await?
+            {
                 Some(_) => {
                     registry.link_blob(local, digest).await?;
                     Ok(Some(BlobFetch::Stored))
@@ -202,15 +206,17 @@ impl Mirror {
             }
         });
         let committed = match verified {
-            Ok(()) => async {
-                writer.commit().await?;
-                if registry.stat_global_blob(digest).await?.is_none() {
-                    driver.rename(&staging, &paths::blob_data(digest)).await?;
+            Ok(()) => {
+                async {
+                    writer.commit().await?;
+                    if registry.stat_global_blob(digest).await?.is_none() {
+                        driver.rename(&staging, &paths::blob_data(digest)).await?;
+                    }
+                    registry.link_blob(local, digest).await?;
+                    Ok::<(), MirrorError>(())
                 }
-                registry.link_blob(local, digest).await?;
-                Ok::<(), MirrorError>(())
+                .await
             }
-            .await,
             Err(e) => {
                 let _ = writer.cancel().await;
                 Err(e)

@@ -22,7 +22,11 @@ pub const STALE_WARNING: &str = "110 - \"Response is Stale\"";
 /// to the local name a mirror stores it under (`?ns=docker.io` →
 /// `docker.io/<name>`). Access control authorises, and handlers serve,
 /// exactly this route.
-pub fn route(names: Option<&NameMap>, path: &str, query: Option<&str>) -> Result<Route, RouteError> {
+pub fn route(
+    names: Option<&NameMap>,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Route, RouteError> {
     let r = route::parse(path)?;
     let Some(names) = names else {
         return Ok(r);

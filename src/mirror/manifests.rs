@@ -99,9 +99,13 @@ impl Mirror {
             }
             None => {
                 // No digest header: fetch by tag.
-                let got = up.get_manifest(&t.remote, tag).await?.ok_or_else(not_found)?;
+                let got = up
+                    .get_manifest(&t.remote, tag)
+                    .await?
+                    .ok_or_else(not_found)?;
                 let d = Digest::sha256(&got.bytes);
-                self.store_upstream(t, local, &d, got.bytes, Some(tag)).await?;
+                self.store_upstream(t, local, &d, got.bytes, Some(tag))
+                    .await?;
             }
         }
         self.inner.tags.confirm(local.as_str(), tag);
@@ -128,7 +132,7 @@ impl Mirror {
             }
             return Ok(());
         }
-        if self.from_peers(local, d, tag).await {
+        if self.take_from_peers(local, d, tag).await {
             return Ok(());
         }
         let up = self.upstream(t);
@@ -227,7 +231,7 @@ impl Mirror {
     /// Takes image `d` from this node's published images or from a peer
     /// (by CID, every byte verified) and links it into `local`. False if
     /// no peer answered in time or the clone failed.
-    async fn from_peers(&self, local: &RepoName, d: &Digest, tag: Option<&str>) -> bool {
+    async fn take_from_peers(&self, local: &RepoName, d: &Digest, tag: Option<&str>) -> bool {
         let Some(disco) = &self.inner.disco else {
             return false;
         };
@@ -297,7 +301,12 @@ impl Mirror {
                     }
                 }
                 Kind::Index if depth < MAX_DEPTH => {
-                    todo.extend(parsed.manifests.iter().map(|c| (c.digest.clone(), depth + 1)));
+                    todo.extend(
+                        parsed
+                            .manifests
+                            .iter()
+                            .map(|c| (c.digest.clone(), depth + 1)),
+                    );
                 }
                 Kind::Index => {
                     return Err(RegistryError::manifest_invalid("indexes nested too deep"));

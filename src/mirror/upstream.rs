@@ -192,11 +192,14 @@ impl Upstream {
                 why: format!("token service answered {}", resp.status()),
             });
         }
-        let body = read_limited(resp, MAX_TOKEN).await.map_err(|e| self.down(e))?;
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| MirrorError::Auth {
-            upstream: self.name.clone(),
-            why: format!("token response is not JSON: {e}"),
-        })?;
+        let body = read_limited(resp, MAX_TOKEN)
+            .await
+            .map_err(|e| self.down(e))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| MirrorError::Auth {
+                upstream: self.name.clone(),
+                why: format!("token response is not JSON: {e}"),
+            })?;
         let token = v
             .get("token")
             .or_else(|| v.get("access_token"))

@@ -74,7 +74,12 @@ fn wait_published(node: &Node, digest: &str) -> String {
 #[track_caller]
 fn assert_error(r: &crate::support::oci_api::Resp, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["errors"][0]["code"], code, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["errors"][0]["code"],
+        code,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 }
 
 #[test]
@@ -101,7 +106,12 @@ fn mirror_pull_through_ttl_stale_and_refused_push() {
     // the background completion share one fetch).
     let gets = upstream_blob_gets(&proxy);
     for d in layer_digests(&img1) {
-        assert_eq!(gets.get(&d), Some(&1), "{d}: {gets:?}\n{}", proxy.log_text());
+        assert_eq!(
+            gets.get(&d),
+            Some(&1),
+            "{d}: {gets:?}\n{}",
+            proxy.log_text()
+        );
     }
     // A second pull is served from storage.
     pull_and_compare(&clients, &node.host(), "team/app", &img1, "again");
@@ -119,7 +129,9 @@ fn mirror_pull_through_ttl_stale_and_refused_push() {
         manifest,
     );
     assert_error(&r, 405, "UNSUPPORTED");
-    let r = node.api.request("POST", "/v2/team/app/blobs/uploads/", &[], Vec::new());
+    let r = node
+        .api
+        .request("POST", "/v2/team/app/blobs/uploads/", &[], Vec::new());
     assert_error(&r, 405, "UNSUPPORTED");
     let r = node.api.request(
         "DELETE",
@@ -140,7 +152,10 @@ fn mirror_pull_through_ttl_stale_and_refused_push() {
     std::thread::sleep(Duration::from_millis(2500));
     let r = node.api.manifest("team/app", "latest");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("docker-content-digest"), Some(img2.root.digest.as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(img2.root.digest.as_str())
+    );
     assert!(r.header("warning").is_none());
 
     // Upstream down: the stored tag is served, marked stale; unknown
@@ -149,7 +164,10 @@ fn mirror_pull_through_ttl_stale_and_refused_push() {
     std::thread::sleep(Duration::from_millis(2500));
     let r = node.api.manifest("team/app", "latest");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("docker-content-digest"), Some(img2.root.digest.as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(img2.root.digest.as_str())
+    );
     assert!(
         r.header("warning").is_some_and(|w| w.starts_with("110")),
         "{:?}",
@@ -157,9 +175,14 @@ fn mirror_pull_through_ttl_stale_and_refused_push() {
     );
     assert!(node.metric("disco_mirror_stale_total") >= 1);
     assert_error(&node.api.manifest("team/app", "nope"), 503, "UNAVAILABLE");
-    assert_error(&node.api.manifest("other/app", "latest"), 503, "UNAVAILABLE");
+    assert_error(
+        &node.api.manifest("other/app", "latest"),
+        503,
+        "UNAVAILABLE",
+    );
     // Stored content still pulls.
-    node.api.assert_same_as_layout("team/app", &img1.root.digest, &img1);
+    node.api
+        .assert_same_as_layout("team/app", &img1.root.digest, &img1);
 }
 
 #[test]
@@ -172,7 +195,11 @@ fn mirror_two_discos_share_layers_peer_to_peer() {
         format!(
             "proxy:\n  upstreams:\n    - name: docker.io\n      url: {}\n      ttl: 1h\n{}",
             proxy.url(),
-            if default { "  default: docker.io\n" } else { "" }
+            if default {
+                "  default: docker.io\n"
+            } else {
+                ""
+            }
         )
     };
     // A: Docker's registry-mirrors (plain names); B: containerd's `?ns=`.
@@ -196,21 +223,43 @@ fn mirror_two_discos_share_layers_peer_to_peer() {
     // B resolves the tag upstream, finds the image on A by its digest and
     // clones it by CID: no blob comes from the upstream again.
     let r = b.api.manifest("library/app", "latest?ns=docker.io");
-    assert_eq!(r.status, 200, "{}\n{}", String::from_utf8_lossy(&r.body), b.log_tail());
-    assert_eq!(r.header("docker-content-digest"), Some(img.root.digest.as_str()));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&r.body),
+        b.log_tail()
+    );
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(img.root.digest.as_str())
+    );
     for d in layer_digests(&img) {
-        let got = b.api.get(&format!("/v2/library/app/blobs/{d}?ns=docker.io"));
+        let got = b
+            .api
+            .get(&format!("/v2/library/app/blobs/{d}?ns=docker.io"));
         assert_eq!(got.status, 200, "{d}");
         assert_eq!(images::sha256_digest(&got.body), d);
     }
     // Stored under the local name `docker.io/library/app`.
-    b.api.assert_same_as_layout("docker.io/library/app", "latest", &img);
+    b.api
+        .assert_same_as_layout("docker.io/library/app", "latest", &img);
     b.api.assert_same_as_layout(&cid, "latest", &img);
     let gets = upstream_blob_gets(&proxy);
     for d in layer_digests(&img) {
-        assert_eq!(gets.get(&d), Some(&1), "{d}: {gets:?}\n{}", proxy.log_text());
+        assert_eq!(
+            gets.get(&d),
+            Some(&1),
+            "{d}: {gets:?}\n{}",
+            proxy.log_text()
+        );
     }
-    assert_eq!(b.metric("disco_mirror_peer_hits_total"), 1, "{}", b.log_tail());
+    assert_eq!(
+        b.metric("disco_mirror_peer_hits_total"),
+        1,
+        "{}",
+        b.log_tail()
+    );
     assert!(b.metric("disco_mirror_peer_bytes_total") > 0);
     let manifest_gets = proxy
         .log()
@@ -226,6 +275,9 @@ fn mirror_upstream_with_htpasswd_and_ns_access_rules() {
     let work = tempfile::tempdir().unwrap();
     let img = multi_layer_image(&work.path().join("img"), 154);
     let secret = "up-Secret-4711";
+    for d in ["up", "local"] {
+        std::fs::create_dir_all(work.path().join(d)).unwrap();
+    }
     let up_pw = htpasswd_file(&work.path().join("up"), &[("mirror", secret)]);
     let upstream = distribution(&format!(
         "auth:\n  htpasswd:\n    realm: upstream\n    path: {}\n",
@@ -276,7 +328,10 @@ fn mirror_upstream_with_htpasswd_and_ns_access_rules() {
     let bob = Api::basic(&node.url(), "bob", "bob-pw");
     assert_error(&bob.get(path), 403, "DENIED");
     assert_error(
-        &bob.get(&format!("/v2/library/app/blobs/{}?ns=docker.io", img.root.digest)),
+        &bob.get(&format!(
+            "/v2/library/app/blobs/{}?ns=docker.io",
+            img.root.digest
+        )),
         403,
         "DENIED",
     );
@@ -284,14 +339,26 @@ fn mirror_upstream_with_htpasswd_and_ns_access_rules() {
     // alice may.
     let alice = Api::basic(&node.url(), "alice", "alice-pw");
     let r = alice.get(path);
-    assert_eq!(r.status, 200, "{}\n{}", String::from_utf8_lossy(&r.body), tail(&node.log()));
-    assert_eq!(r.header("docker-content-digest"), Some(img.root.digest.as_str()));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&r.body),
+        tail(&node.log())
+    );
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(img.root.digest.as_str())
+    );
     for d in layer_digests(&img) {
         let got = alice.get(&format!("/v2/library/app/blobs/{d}?ns=docker.io"));
         assert_eq!(got.status, 200, "{d}");
         assert_eq!(images::sha256_digest(&got.body), d);
     }
-    assert!(!node.log().contains(secret), "the upstream password is logged");
+    assert!(
+        !node.log().contains(secret),
+        "the upstream password is logged"
+    );
 
     // Wrong upstream credentials: a clear 502, quickly.
     let wrong = Registry::start_with(Options {
