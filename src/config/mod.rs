@@ -12,8 +12,8 @@
 mod auth;
 mod disco;
 mod duration;
-mod health;
 mod gc;
+mod health;
 mod http;
 mod log;
 mod port;
@@ -32,8 +32,8 @@ pub use auth::{
 };
 pub use disco::DiscoConfig;
 pub use duration::{duration, parse_duration};
-pub use health::{HealthConfig, StorageHealthConfig};
 pub use gc::{GcConfig, RetentionPolicy};
+pub use health::{HealthConfig, StorageHealthConfig};
 pub use http::{DebugConfig, HttpConfig, PrometheusConfig, TlsConfig};
 pub use log::{AccessLogConfig, LogConfig};
 pub use port::DISCO_PORT;

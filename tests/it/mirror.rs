@@ -21,7 +21,7 @@ use crate::support::proxy::Proxy;
 use crate::support::registry::{Kind, Options, Registry};
 
 /// A Distribution registry (filesystem storage) with extra config.
-fn distribution(extra: &str) -> Registry {
+pub(crate) fn distribution(extra: &str) -> Registry {
     Registry::start_with(Options {
         extra: extra.to_string(),
         kind: Kind::Distribution,
@@ -30,7 +30,7 @@ fn distribution(extra: &str) -> Registry {
 }
 
 /// Blob GETs that reached the upstream, by digest.
-fn upstream_blob_gets(proxy: &Proxy) -> BTreeMap<String, usize> {
+pub(crate) fn upstream_blob_gets(proxy: &Proxy) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for e in proxy.log() {
         if e.method == http::Method::GET
@@ -44,7 +44,7 @@ fn upstream_blob_gets(proxy: &Proxy) -> BTreeMap<String, usize> {
 }
 
 /// The configs and layers of a single-image layout.
-fn layer_digests(layout: &OciLayout) -> Vec<String> {
+pub(crate) fn layer_digests(layout: &OciLayout) -> Vec<String> {
     layout
         .blobs()
         .iter()
@@ -54,7 +54,7 @@ fn layer_digests(layout: &OciLayout) -> Vec<String> {
 }
 
 /// Waits (bounded) until `node` has published image `digest`.
-fn wait_published(node: &Node, digest: &str) -> String {
+pub(crate) fn wait_published(node: &Node, digest: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = node.api.get(&format!("/disco/v1/images/{digest}"));

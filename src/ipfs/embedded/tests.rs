@@ -439,7 +439,9 @@ async fn gc_during_writes_keeps_everything_linked() {
     // no garbage block is also a block of a written file (which would keep
     // it alive when the write comes first).
     for i in 0..20u8 {
-        node.add(stream(pattern(300_000, 100 + i)), false).await.unwrap();
+        node.add(stream(pattern(300_000, 100 + i)), false)
+            .await
+            .unwrap();
     }
     let writer = {
         let node = node.clone();
