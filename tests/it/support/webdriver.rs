@@ -127,11 +127,11 @@ impl Browser {
         }
     }
 
-    /// One WebDriver command; returns `value`, panicking on an error.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command: its HTTP status and `value`.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let (status, v) = self.rt.block_on(async {
+        self.rt.block_on(async {
             let mut req = self.http.request(m, &url);
             if let Some(b) = body {
                 req = req.json(&b);
@@ -142,10 +142,15 @@ impl Browser {
                 .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
             let status = r.status().as_u16();
             let v: Value = r.json().await.unwrap_or(Value::Null);
-            (status, v)
-        });
+            (status, v["value"].clone())
+        })
+    }
+
+    /// One WebDriver command; returns `value`, panicking on an error.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.try_call(method, path, body);
         assert!(status < 300, "WebDriver {method} {path}: {status} {v}");
-        v["value"].clone()
+        v
     }
 
     fn s(&self, rest: &str) -> String {
@@ -230,13 +235,30 @@ impl Browser {
         );
     }
 
-    /// Clicks an element (waits for a navigation it starts).
+    /// Clicks a link or a submit button and waits until the page it
+    /// loads has replaced the current one (the old document's root element
+    /// is stale), so later lookups never see the old page.
     pub fn click(&self, e: &Element) {
+        let old = self.find("html");
         self.call(
             "POST",
             &self.s(&format!("/element/{}/click", e.0)),
             Some(json!({})),
         );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, _) =
+                self.try_call("GET", &self.s(&format!("/element/{}/name", old.0)), None);
+            if status == 404 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the click did not load a new page (still on {})",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The page's source as the browser has it.
