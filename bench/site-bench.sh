@@ -13,7 +13,8 @@ NODES=${1:-64}
 MIB=${2:-207}
 PULLERS=${3:-8}
 PROFILE=${4:-release}
-cargo build --profile "$PROFILE" --bin disco
+# The same targets as bench/registry.sh, so both share one feature set and build.
+cargo build --profile "$PROFILE" --quiet --bin disco --example mkimage
 bin=${CARGO_TARGET_DIR:-target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/disco
 work=$(mktemp -d)
 pids=()
@@ -52,7 +53,10 @@ EOF
 declare -a http swarm peer
 start() { # index
   local i=$1 dir=$work/n$1
-  mkdir -p "$dir"
+  mkdir -p "$dir/ipfs"
+  # One private network for the site (disco is private by default: without a
+  # shared key every node would make a network of its own).
+  install -m 600 "$work/swarm.key" "$dir/ipfs/swarm.key"
   local boot=""
   [ "$i" -gt 1 ] && boot="      bootstrap: [${peer[1]}]"
   cat >"$dir/config.yml" <<EOF
@@ -76,6 +80,7 @@ EOF
 }
 ready() { for _ in $(seq 600); do curl -fs "http://127.0.0.1:${http[$1]}/v2/" >/dev/null && return 0; sleep 0.1; done; echo "node $1 not ready" >&2; exit 1; }
 
+printf '/key/swarm/psk/1.0.0/\n/base16/\n%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$work/swarm.key"
 for i in $(seq "$NODES"); do http[$i]=$(port); swarm[$i]=$(port); done
 start 1; ready 1
 peer[1]=$(curl -s "http://127.0.0.1:${http[1]}/disco/v1/node" | python3 -c 'import json,sys; print(json.load(sys.stdin)["addresses"][0])')
