@@ -267,6 +267,7 @@ impl Network {
             announcer: Some(announce_tx.clone()),
             announce_addrs: announce.clone(),
             new_port_dials: HashSet::new(),
+            banned: HashMap::new(),
             provider_lookups: HashMap::new(),
             peer_lookups: HashMap::new(),
             routers,

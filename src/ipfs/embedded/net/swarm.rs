@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
@@ -111,6 +111,9 @@ pub(crate) struct SwarmTask {
     pub announce_addrs: Vec<Multiaddr>,
     /// Dials already made from a new port (not retried again).
     pub new_port_dials: HashSet<ConnectionId>,
+    /// Peers banned for sending bad data, until when: their new
+    /// connections (inbound or outbound) are closed at once.
+    pub banned: HashMap<PeerId, Instant>,
     /// Provider lookups for the routing API.
     pub provider_lookups: HashMap<QueryId, (mpsc::Sender<DhtPeer>, HashSet<PeerId>)>,
     /// Peer lookups for the routing API.
@@ -412,7 +415,10 @@ impl SwarmTask {
                     .get_providers(RecordKey::new(&key));
                 self.searches.insert(id, (done, found));
             }
-            NetRequest::Disconnect(peer) => {
+            NetRequest::Disconnect(peer, until) => {
+                let now = Instant::now();
+                self.banned.retain(|_, t| *t > now);
+                self.banned.insert(peer, until);
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
@@ -446,6 +452,18 @@ impl SwarmTask {
                 endpoint,
                 ..
             } => {
+                if self
+                    .banned
+                    .get(&peer_id)
+                    .is_some_and(|until| *until > Instant::now())
+                {
+                    tracing::debug!(%peer_id, "closing a connection of a banned peer");
+                    self.swarm.close_connection(connection_id);
+                    if let Some(reply) = self.dials.remove(&connection_id) {
+                        let _ = reply.send(Err(NetError::Dial("peer is banned".into())));
+                    }
+                    return;
+                }
                 let addr = endpoint.get_remote_address().clone();
                 let first_peer = self.connected.is_empty();
                 let entry = self.connected.entry(peer_id).or_insert((0, addr));

@@ -165,7 +165,12 @@ impl Manager {
         self.peers.get(peer).map(|p| &p.shared)
     }
 
-    /// Whether the peer is currently banned.
+    /// Until when `peer` is banned, if it was.
+    pub fn banned_until(&self, peer: &PeerId) -> Option<Instant> {
+        self.banned.get(peer).copied()
+    }
+
+    /// Whether `peer` is banned at `now`.
     pub fn is_banned(&self, peer: &PeerId, now: Instant) -> bool {
         self.banned.get(peer).is_some_and(|until| *until > now)
     }

@@ -69,8 +69,9 @@ pub enum NetRequest {
         /// Providers as they are found (connected ones included).
         found: mpsc::Sender<PeerId>,
     },
-    /// Close all connections to a misbehaving peer.
-    Disconnect(PeerId),
+    /// Close all connections to a misbehaving peer and refuse its new
+    /// ones until the given time.
+    Disconnect(PeerId, Instant),
 }
 
 /// Input of the manager task.
@@ -381,7 +382,8 @@ impl Runner {
                     });
                 }
                 Action::Ban(peer) => {
-                    let _ = self.net.try_send(NetRequest::Disconnect(peer));
+                    let until = self.mgr.banned_until(&peer).unwrap_or_else(Instant::now);
+                    let _ = self.net.try_send(NetRequest::Disconnect(peer, until));
                 }
             }
         }
