@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::gc_support::{Img, assert_blob_gone, assert_whole, gc, push_img, start_fs};
-use crate::support::oci::{Client, bytes};
+use crate::support::oci::{Client, Resp, bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_collection_loses_nothing_and_next_run_completes() {
@@ -41,17 +41,7 @@ async fn sigkill_during_collection_loses_nothing_and_next_run_completes() {
     // Kill the process mid-sweep: as soon as the first blobs are gone.
     for _ in 0..2 {
         let before = count_blobs(&blobs_dir);
-        let url = reg.url();
-        let run = tokio::spawn(async move {
-            let c = Client::for_url(&url);
-            c.send(
-                reqwest::Method::POST,
-                "/disco/v1/gc?registry=true&deleteUntagged=true",
-                &[],
-                None,
-            )
-            .await
-        });
+        let run = start_collection(&reg.url());
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while count_blobs(&blobs_dir) == before
             && !run.is_finished()
@@ -71,17 +61,7 @@ async fn sigkill_during_collection_loses_nothing_and_next_run_completes() {
     // And at other points of collections (marking included).
     let mut interrupted = 0;
     for delay_ms in [0u64, 10, 30, 60] {
-        let url = reg.url();
-        let run = tokio::spawn(async move {
-            let c = Client::for_url(&url);
-            c.send(
-                reqwest::Method::POST,
-                "/disco/v1/gc?registry=true&deleteUntagged=true",
-                &[],
-                None,
-            )
-            .await
-        });
+        let run = start_collection(&reg.url());
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         reg.kill();
         // The request either finished before the kill or was cut.
@@ -138,4 +118,21 @@ fn count_blobs(dir: &std::path::Path) -> usize {
         }
     }
     n
+}
+
+/// Starts a registry collection (untagged manifests included) in the
+/// background; the request's answer is the task's (a panic if the process
+/// was killed under it).
+fn start_collection(url: &str) -> tokio::task::JoinHandle<Resp> {
+    let url = url.to_string();
+    tokio::spawn(async move {
+        Client::for_url(&url)
+            .send(
+                reqwest::Method::POST,
+                "/disco/v1/gc?registry=true&deleteUntagged=true",
+                &[],
+                None,
+            )
+            .await
+    })
 }

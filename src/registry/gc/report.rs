@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::mark::Plan;
 use super::sweep::Swept;
+use crate::registry::{Digest, RepoName};
 
 /// A deleted tag.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +73,34 @@ pub struct GcReport {
     pub blocks: Option<Value>,
 }
 
+impl TagEntry {
+    fn new(repository: &RepoName, tag: &str, digest: &Digest) -> Self {
+        TagEntry {
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            digest: digest.to_string(),
+        }
+    }
+}
+
+impl ManifestEntry {
+    fn new(repository: &RepoName, digest: &Digest) -> Self {
+        ManifestEntry {
+            repository: repository.to_string(),
+            digest: digest.to_string(),
+        }
+    }
+}
+
+impl BlobEntry {
+    fn new(digest: &Digest, size: u64) -> Self {
+        BlobEntry {
+            digest: digest.to_string(),
+            size,
+        }
+    }
+}
+
 impl GcReport {
     /// The report of a dry run: the plan as is.
     pub fn planned(plan: &Plan) -> Self {
@@ -84,19 +113,12 @@ impl GcReport {
         r.tags = plan
             .tags
             .iter()
-            .map(|(n, t, d)| TagEntry {
-                repository: n.to_string(),
-                tag: t.clone(),
-                digest: d.to_string(),
-            })
+            .map(|(n, t, d)| TagEntry::new(n, t, d))
             .collect();
         r.manifests = plan
             .manifests
             .iter()
-            .map(|(n, d, _)| ManifestEntry {
-                repository: n.to_string(),
-                digest: d.to_string(),
-            })
+            .map(|(n, d, _)| ManifestEntry::new(n, d))
             .collect();
         r.repositories = plan
             .repositories
@@ -106,10 +128,7 @@ impl GcReport {
         r.blobs = plan
             .blobs
             .iter()
-            .map(|(d, s)| BlobEntry {
-                digest: d.to_string(),
-                size: *s,
-            })
+            .map(|(d, s)| BlobEntry::new(d, *s))
             .collect();
         r.policy_dry_run = plan
             .policy_dryrun
@@ -127,28 +146,18 @@ impl GcReport {
         r.tags = s
             .tags
             .iter()
-            .map(|(n, t, d)| TagEntry {
-                repository: n.to_string(),
-                tag: t.clone(),
-                digest: d.to_string(),
-            })
+            .map(|(n, t, d)| TagEntry::new(n, t, d))
             .collect();
         r.manifests = s
             .manifests
             .iter()
-            .map(|(n, d)| ManifestEntry {
-                repository: n.to_string(),
-                digest: d.to_string(),
-            })
+            .map(|(n, d)| ManifestEntry::new(n, d))
             .collect();
         r.repositories = s.repositories.iter().map(|n| n.to_string()).collect();
         r.blobs = s
             .blobs
             .iter()
-            .map(|(d, size)| BlobEntry {
-                digest: d.to_string(),
-                size: *size,
-            })
+            .map(|(d, size)| BlobEntry::new(d, *size))
             .collect();
         r.skipped = s.skipped;
         r.errors = s.errors;
